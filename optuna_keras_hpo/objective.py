@@ -1,0 +1,188 @@
+"""What a search optimises: ``Objective(name, direction)`` and reading its value from Keras.
+
+A metric name's direction is inferred as KerasTuner documents it (accuracy, AUC, precision,
+recall and F-scores are maximised; losses and errors minimised); a name whose direction cannot be
+inferred is rejected at construction. One documented departure from KerasTuner's code: ``f1_score``
+and ``fbeta_score`` are maximised (KerasTuner infers "min" for them).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_MAX_NAMES = {
+    "acc", "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "precision", "recall",
+    "auc", "prc", "f1_score", "fbeta_score", "true_positives", "true_negatives",
+    "sensitivity_at_specificity", "specificity_at_sensitivity", "precision_at_recall",
+    "recall_at_precision", "iou", "mean_iou", "binary_iou", "one_hot_iou", "one_hot_mean_iou",
+    "r2_score", "cosine_similarity",
+}
+_MIN_NAMES = {
+    "loss", "ce", "crossentropy", "binary_crossentropy", "categorical_crossentropy",
+    "sparse_categorical_crossentropy", "binary_focal_crossentropy",
+    "categorical_focal_crossentropy", "mse", "mae", "mape", "msle", "mean_squared_error",
+    "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+    "root_mean_squared_error", "rmse", "hinge", "squared_hinge", "categorical_hinge",
+    "kl_divergence", "kld", "kullback_leibler_divergence", "poisson", "logcosh", "log_cosh",
+    "huber", "false_positives", "false_negatives", "dice", "tversky", "ctc",
+}
+_MAX_SUFFIXES = ("accuracy", "auc", "precision", "recall", "f1_score", "fbeta_score", "iou")
+_MIN_SUFFIXES = ("loss", "error", "crossentropy")
+_DIRECTIONS = {"min": "minimize", "max": "maximize"}
+
+
+def infer_direction(metric_name: str) -> str | None:
+    """``"max"`` or ``"min"`` for a Keras metric name such as ``val_recall``; None if unknown."""
+    name = metric_name.lower()
+    for prefix in ("val_", "weighted_"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    name = re.sub(r"_\d+$", "", name)  # Keras names a second Recall() "recall_1".
+    if name in _MAX_NAMES:
+        return "max"
+    if name in _MIN_NAMES:
+        return "min"
+    if name.endswith(_MAX_SUFFIXES):
+        return "max"
+    if name.endswith(_MIN_SUFFIXES):
+        return "min"
+    return None
+
+
+class Objective:
+    """The metric a search optimises.
+
+    Args:
+        name: A metric name as it appears in Keras logs, e.g. ``"val_recall"``.
+        direction: ``"max"`` or ``"min"``.
+    """
+
+    def __init__(self, name: str, direction: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Objective: name={name!r}; expected a metric name string.")
+        if direction not in _DIRECTIONS:
+            raise ValueError(
+                f"Objective(name={name!r}): direction={direction!r}; expected 'min' or 'max'."
+            )
+        self.name = name
+        self.direction = direction
+
+    @property
+    def optuna_direction(self) -> str:
+        return _DIRECTIONS[self.direction]
+
+    def has_value(self, logs: Mapping[str, Any]) -> bool:
+        return self.name in logs
+
+    def get_value(self, logs: Mapping[str, Any]) -> float:
+        return logs[self.name]
+
+    def better_than(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "max" else a < b
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Objective)
+            and self.name == other.name
+            and self.direction == other.direction
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.direction))
+
+    def __str__(self) -> str:
+        return f'Objective(name="{self.name}", direction="{self.direction}")'
+
+    __repr__ = __str__
+
+
+class DefaultObjective(Objective):
+    """Minimise the value returned by ``fit`` when no objective is given."""
+
+    def __init__(self) -> None:
+        super().__init__("default_objective", "min")
+
+
+def create_objective(objective: Objective | str | None) -> Objective:
+    """An :class:`Objective` from an Objective, a metric name, or None (minimise fit's return)."""
+    if objective is None:
+        return DefaultObjective()
+    if isinstance(objective, Objective):
+        return objective
+    if isinstance(objective, str):
+        direction = infer_direction(objective)
+        if direction is None:
+            raise ValueError(
+                f"objective={objective!r}: cannot infer whether to minimise or maximise this "
+                f"metric; pass kt.Objective({objective!r}, direction='max') or direction='min'."
+            )
+        return Objective(objective, direction)
+    if isinstance(objective, Sequence):
+        raise ValueError(
+            f"objective={objective!r}: a list of objectives is not supported; pass one "
+            "Objective (or use an Optuna multi-objective study directly)."
+        )
+    raise ValueError(
+        f"objective={objective!r}; expected a metric name, a kt.Objective or None."
+    )
+
+
+def metrics_at_best_epoch(
+    history: Mapping[str, Sequence[float]], objective: Objective
+) -> tuple[dict[str, float], int]:
+    """Every metric at the epoch where the objective was best, and that epoch (0-based).
+
+    This is how KerasTuner scores a trial from a ``History``.
+    """
+    if objective.name not in history:
+        raise ValueError(
+            f"The objective {objective.name!r} is not among the metrics fit() logged "
+            f"({sorted(history)}); check the objective's name and the model's metrics "
+            "(a 'val_' metric needs validation_data)."
+        )
+    values = [float(v) for v in history[objective.name]]
+    if not values:
+        raise ValueError(f"fit() logged no epoch of {objective.name!r}.")
+    best_epoch = 0
+    for epoch, value in enumerate(values):
+        if math.isnan(values[best_epoch]) or objective.better_than(value, values[best_epoch]):
+            best_epoch = epoch
+    metrics = {
+        name: float(epochs[best_epoch])
+        for name, epochs in history.items()
+        if len(epochs) > best_epoch
+    }
+    return metrics, best_epoch
+
+
+def metrics_from_fit_result(result: Any, objective: Objective) -> tuple[dict[str, float], int | None]:
+    """The metrics dict of what ``fit`` returned (History, dict, or number), and the best epoch."""
+    history = getattr(result, "history", None)
+    if isinstance(history, Mapping):
+        return metrics_at_best_epoch(history, objective)
+    if isinstance(result, Mapping):
+        if objective.name not in result:
+            raise ValueError(
+                f"fit() returned a dict without the objective {objective.name!r}: "
+                f"keys {sorted(result)}."
+            )
+        return {str(k): float(v) for k, v in result.items()}, None
+    if isinstance(result, (int, float)) and not isinstance(result, bool):
+        return {objective.name: float(result)}, None
+    try:  # NumPy and TensorFlow scalars
+        return {objective.name: float(result)}, None
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"fit() returned {type(result).__name__}; expected a keras History, a dict of "
+            "metrics or a number. Did you forget to return model.fit(...)?"
+        ) from None
+
+
+def average_metrics(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The mean of each metric over executions (the metrics every execution has)."""
+    names = set(runs[0]).intersection(*runs[1:]) if runs else set()
+    return {name: sum(run[name] for run in runs) / len(runs) for name in sorted(names)}

@@ -1,0 +1,40 @@
+"""Samplers behind the tuners, and the grid built from a declared search space."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import optuna
+
+from optuna_keras_hpo.hyperparameters import Fixed, HyperParameter
+
+
+def tunable(space: Iterable[HyperParameter]) -> list[HyperParameter]:
+    """The declarations that are searched over (not ``Fixed``)."""
+    return [hp for hp in space if not isinstance(hp, Fixed)]
+
+
+def default_num_initial_points(space: Iterable[HyperParameter]) -> int:
+    """KerasTuner's default initial design size: 3 x the number of dimensions (at least 3)."""
+    return max(3 * len(tunable(space)), 3)
+
+
+def grid_search_space(space: Iterable[HyperParameter]) -> dict[str, list[Any]]:
+    """The grid of a declared space: every lattice value of each hyperparameter.
+
+    Ints take every value, stepped Floats every step, Choices and Booleans every value; a
+    continuous Float takes ``GRID_POINTS_PER_CONTINUOUS_FLOAT`` points.
+    """
+    return {hp.name: hp.grid_values() for hp in tunable(space)}
+
+
+def gaussian_process_sampler(
+    n_startup_trials: int, seed: int | None = None
+) -> optuna.samplers.BaseSampler:
+    """The Gaussian-process sampler behind ``BayesianOptimization`` (Optuna's ``GPSampler``)."""
+    return optuna.samplers.GPSampler(
+        seed=seed,
+        n_startup_trials=n_startup_trials,
+        independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+    )

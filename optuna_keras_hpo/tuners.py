@@ -1,0 +1,158 @@
+"""The search strategies. Each is the one :class:`Tuner` with a sampler and a pruner chosen."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_keras_hpo.pruning import hyperband_pruner
+from optuna_keras_hpo.samplers import (
+    default_num_initial_points,
+    gaussian_process_sampler,
+    grid_search_space,
+)
+from optuna_keras_hpo.tuner import Tuner, _check_int
+
+
+class BayesianOptimization(Tuner):
+    """Bayesian optimisation with a Gaussian-process surrogate.
+
+    Args:
+        num_initial_points: Random trials before the GP takes over; default 3 x the number of
+            tuned hyperparameters (at least 3), as KerasTuner.
+        alpha, beta: KerasTuner's GP noise and UCB exploration factor. The current sampler
+            (Optuna's ``GPSampler``, log Expected Improvement with a learned noise) does not use
+            them; they are kept for compatibility.
+        **kwargs: Every :class:`Tuner` argument (``sampler=`` replaces the GP).
+    """
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=10, num_initial_points=None,
+                 alpha=1e-4, beta=2.6, seed=None, hyperparameters=None, tune_new_entries=True,
+                 allow_new_entries=True, max_retries_per_trial=0,
+                 max_consecutive_failed_trials=3, **kwargs):
+        _check_int("num_initial_points", num_initial_points, minimum=1, allow_none=True)
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name}={value!r}; expected a number >= 0.")
+        self.num_initial_points = num_initial_points
+        self.alpha = alpha
+        self.beta = beta
+        super().__init__(
+            hypermodel, objective, max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials, **kwargs,
+        )
+
+    def _default_sampler(self) -> optuna.samplers.BaseSampler:
+        n_startup = self.num_initial_points or default_num_initial_points(self._tuned_space())
+        return gaussian_process_sampler(n_startup, seed=self.seed)
+
+
+class RandomSearch(Tuner):
+    """Random search: Optuna's ``RandomSampler``."""
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=10, seed=None,
+                 hyperparameters=None, tune_new_entries=True, allow_new_entries=True,
+                 max_retries_per_trial=0, max_consecutive_failed_trials=3, **kwargs):
+        super().__init__(
+            hypermodel, objective, max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials, **kwargs,
+        )
+
+
+class GridSearch(Tuner):
+    """Every combination of the declared values: Optuna's ``GridSampler``.
+
+    Ints take every value, stepped Floats every step, Choices and Booleans every value, and a
+    continuous Float 10 points (the centres of ten equal-probability buckets, as KerasTuner).
+    ``max_trials=None`` (the default) runs the whole grid; a smaller number runs that many
+    grid points. Points are visited in a seeded random order.
+    """
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None,
+                 hyperparameters=None, tune_new_entries=True, allow_new_entries=True,
+                 max_retries_per_trial=0, max_consecutive_failed_trials=3, **kwargs):
+        super().__init__(
+            hypermodel, objective, max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials, **kwargs,
+        )
+
+    def grid(self) -> dict[str, list[Any]]:
+        """The grid searched: each tuned hyperparameter's values."""
+        return grid_search_space(self._tuned_space())
+
+    def grid_size(self) -> int:
+        return math.prod(len(v) for v in self.grid().values())
+
+    def _default_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.GridSampler(self.grid(), seed=self.seed)
+
+    def _trial_budget(self) -> int | None:
+        size = self.grid_size() if self.hyperparameters.space else None
+        if self.max_trials is None:
+            return size
+        return self.max_trials if size is None else min(self.max_trials, size)
+
+    def _search_exhausted(self) -> bool:
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                               TrialState.PRUNED))
+        visited = {t.system_attrs.get("grid_id") for t in done}
+        return len(visited - {None}) >= self.grid_size()
+
+
+class Hyperband(Tuner):
+    """Hyperband: Optuna's ``HyperbandPruner`` with epochs as the resource, TPE proposing.
+
+    Every trial is fit with ``epochs=max_epochs`` and stopped early by the pruner. The trial
+    budget, unless ``max_trials=`` is given, is that of KerasTuner's Hyperband:
+    ``hyperband_iterations`` x the trials of all brackets.
+
+    Args:
+        max_epochs: Epochs of a trial that is never pruned.
+        factor: Reduction factor between brackets' rungs.
+        hyperband_iterations: Times the whole Hyperband schedule is run.
+    """
+
+    def __init__(self, hypermodel=None, objective=None, max_epochs=100, factor=3,
+                 hyperband_iterations=1, seed=None, hyperparameters=None, tune_new_entries=True,
+                 allow_new_entries=True, max_retries_per_trial=0,
+                 max_consecutive_failed_trials=3, max_trials=None, **kwargs):
+        _check_int("max_epochs", max_epochs, minimum=1)
+        _check_int("factor", factor, minimum=2)
+        _check_int("hyperband_iterations", hyperband_iterations, minimum=1)
+        self.max_epochs = max_epochs
+        self.factor = factor
+        self.hyperband_iterations = hyperband_iterations
+        if max_trials is None:
+            max_trials = hyperband_iterations * hyperband_trials_per_iteration(max_epochs, factor)
+        super().__init__(
+            hypermodel, objective, max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials, **kwargs,
+        )
+
+    def _default_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=self.seed)
+
+    def _default_pruner(self) -> optuna.pruners.BasePruner:
+        return hyperband_pruner(self.max_epochs, self.factor)
+
+    def _fit_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {**kwargs, "epochs": self.max_epochs}
+
+
+def hyperband_trials_per_iteration(max_epochs: int, factor: int) -> int:
+    """Trials in one Hyperband iteration: sum over brackets s of ceil((s_max+1)/(s+1) * f**s)."""
+    s_max = int(math.log(max_epochs) / math.log(factor) + 1e-9)
+    return sum(
+        math.ceil((s_max + 1) / (s + 1) * factor**s) for s in range(s_max + 1)
+    )
