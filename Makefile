@@ -12,7 +12,6 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(FIND_LINKS) -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 

@@ -514,8 +514,8 @@ class TrialHyperParameters(HyperParameters):
 
     Args:
         trial: The Optuna trial that chooses the values.
-        predeclared: A ``hyperparameters=`` container from the tuner: its ``Fixed`` entries and
-            values are used as they are, its other declarations replace the model's.
+        predeclared: A ``hyperparameters=`` container from the tuner: its ``Fixed`` entries are
+            used as they are, its other declarations replace the model's.
         tune_new_entries: Tune declarations that ``predeclared`` lacks (else use their default).
         allow_new_entries: Accept declarations that ``predeclared`` lacks (else raise).
     """
@@ -547,8 +547,6 @@ class TrialHyperParameters(HyperParameters):
         return super()._retrieve(given or hp)
 
     def _value_for(self, hp: HyperParameter) -> Any:
-        if hp.name in self._predeclared.values:
-            return self._predeclared.values[hp.name]
         if isinstance(hp, Fixed):
             return hp.value
         if hp.name not in self._predeclared._hps and not self._tune_new_entries:

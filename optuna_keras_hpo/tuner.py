@@ -322,8 +322,7 @@ class Tuner:
                 if fit_kwargs is not None and _overrides_fit(self.hypermodel):
                     self._dry_fit(hp, model, fit_args, fit_kwargs)
             except Exception:
-                if not tried:
-                    raise
+                pass  # a branch that fails to build is reported by the trials that reach it
             space.merge(hp.space, overwrite=False)
             tried.append(forced)
             forced = _next_activation(space, tried)
@@ -356,8 +355,7 @@ class Tuner:
         """The declarations that trials choose (not Fixed, not set in ``hyperparameters=``)."""
         return [
             hp for hp in self.hyperparameters.space
-            if not isinstance(hp, Fixed)
-            and hp.name not in self._predeclared.values
+            if not isinstance(self._predeclared._hps.get(hp.name, hp), Fixed)
             and (self.tune_new_entries or hp.name in self._predeclared._hps)
         ]
 

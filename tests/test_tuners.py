@@ -1,0 +1,285 @@
+"""The KerasTuner facade end to end: real Keras models, real Optuna studies on SQLite."""
+
+import math
+
+import keras
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import optuna_keras_hpo.keras_tuner as kt
+from optuna_keras_hpo import TrialHyperParameters
+from tests.conftest import build_tiny
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class TinyHyperModel(kt.HyperModel):
+    """The article's shape: build() declares the model, fit() declares batch size and epochs."""
+
+    def build(self, hp):
+        return build_tiny(hp)
+
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]),
+                         epochs=hp.Int("epochs", 2, 3), verbose=0, **kwargs)
+
+
+def test_article_script_shape_records_everything_in_the_study(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    tuner = kt.BayesianOptimization(
+        hypermodel=TinyHyperModel(),
+        objective=kt.Objective("val_recall", direction="max"),
+        max_trials=4, num_initial_points=2, executions_per_trial=1,
+        directory=tmp_path, project_name="fraud", overwrite=True, seed=1,
+    )
+    assert isinstance(tuner.study.sampler, optuna.samplers.BaseSampler)
+    tuner.search(x, y, validation_data=(xv, yv),
+                 callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=5)])
+    assert isinstance(tuner.study.sampler, optuna.samplers.GPSampler)
+
+    study = optuna.load_study(study_name="fraud",
+                              storage=f"sqlite:///{tmp_path}/fraud/study.db")
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 4
+    for t in trials:
+        assert set(t.params) == {"units", "learning_rate", "batch_size", "epochs"}
+        assert t.params["units"] in (4, 8, 12)
+        assert {"val_recall", "val_loss", "recall", "accuracy", "val_accuracy"} <= set(t.user_attrs)
+        assert len(t.intermediate_values) == t.params["epochs"]  # the learning curve
+        assert max(t.intermediate_values.values()) == pytest.approx(t.value)
+        assert t.user_attrs["val_recall"] == pytest.approx(t.value)
+
+    best_hp = tuner.get_best_hyperparameters(num_trials=1)[0]
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    assert best_trial.score == max(t.value for t in trials)
+    assert best_hp.values == best_trial.hyperparameters.values
+    assert best_hp.get("units") == best_trial.frozen_trial.params["units"]
+
+    best_model = tuner.get_best_models(num_models=1)[0]
+    assert best_model.layers[0].units == best_hp["units"]
+    reported = best_model.evaluate(xv, yv, verbose=0, return_dict=True)
+    assert reported["recall"] == pytest.approx(best_trial.score, abs=1e-6)
+    assert reported["loss"] == pytest.approx(best_trial.metrics["val_loss"], rel=1e-4)
+
+
+def test_summaries_print_like_keras_tuner(tiny_data, tmp_path, capsys):
+    x, y, xv, yv = tiny_data
+    tuner = kt.RandomSearch(TinyHyperModel(), objective="val_accuracy", max_trials=2,
+                            directory=tmp_path, project_name="p", seed=0)
+    tuner.search_space_summary()
+    out = capsys.readouterr().out
+    assert "Default search space size: 2" in out and "units (Int)" in out
+    tuner.search(x, y, validation_data=(xv, yv))
+    out = capsys.readouterr().out
+    assert "Best val_accuracy So Far" in out and "Trial 01 Completed" in out
+    tuner.search_space_summary()
+    assert "batch_size (Choice)" in capsys.readouterr().out  # fit's declarations are recorded
+    tuner.results_summary(num_trials=1)
+    out = capsys.readouterr().out
+    assert 'Objective(name="val_accuracy", direction="max")' in out
+    assert "Score:" in out and out.count("summary") == 2
+
+
+def test_resume_runs_only_the_missing_trials(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    common = dict(objective="val_accuracy", directory=tmp_path, project_name="resume", seed=0)
+    first = kt.RandomSearch(build_tiny, max_trials=2, overwrite=True, **common)
+    first.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert len(first.study.trials) == 2
+    second = kt.RandomSearch(build_tiny, max_trials=3, overwrite=False, **common)
+    second.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert [t.number for t in second.study.trials] == [0, 1, 2]
+    again = kt.RandomSearch(build_tiny, max_trials=3, overwrite=False, **common)
+    again.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert len(again.study.trials) == 3  # nothing left to run
+    fresh = kt.RandomSearch(build_tiny, max_trials=1, overwrite=True, **common)
+    assert len(fresh.study.trials) == 0
+
+
+def test_grid_search_visits_each_point_once(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+
+    def build(hp):
+        hp.Choice("optimizer", ["adam", "sgd"])
+        return build_tiny(hp)
+
+    fixed = kt.HyperParameters()
+    fixed.Fixed("learning_rate", 0.01)
+    tuner = kt.GridSearch(build, objective="val_accuracy", hyperparameters=fixed,
+                          directory=tmp_path, project_name="grid", overwrite=True)
+    assert tuner.grid() == {"optimizer": ["adam", "sgd"], "units": [4, 8, 12]}
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    points = [(t.params["units"], t.params["optimizer"]) for t in tuner.study.trials]
+    assert sorted(points) == sorted((u, o) for u in (4, 8, 12) for o in ("adam", "sgd"))
+    assert all(t.user_attrs["hyperparameters"]["learning_rate"] == 0.01
+               for t in tuner.study.trials)
+    # Resuming a finished grid runs nothing more.
+    again = kt.GridSearch(build, objective="val_accuracy", hyperparameters=fixed,
+                          directory=tmp_path, project_name="grid")
+    again.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert len(again.study.trials) == 6
+
+
+def test_grid_search_includes_hyperparameters_declared_in_fit(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    fixed = kt.HyperParameters()
+    fixed.Fixed("learning_rate", 0.01)
+    fixed.Fixed("units", 4)
+    tuner = kt.GridSearch(TinyHyperModel(), objective="val_accuracy", hyperparameters=fixed,
+                          directory=tmp_path, project_name="gridfit", overwrite=True)
+    tuner.search(x, y, validation_data=(xv, yv))
+    assert tuner.grid() == {"batch_size": [16, 32], "epochs": [2, 3]}
+    points = sorted((t.params["batch_size"], t.params["epochs"]) for t in tuner.study.trials)
+    assert points == [(16, 2), (16, 3), (32, 2), (32, 3)]
+
+
+def test_hyperband_prunes_with_epochs_as_resource(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    tuner = kt.Hyperband(build_tiny, objective="val_loss", max_epochs=9, factor=3,
+                         directory=tmp_path, project_name="hb", overwrite=True, seed=0,
+                         max_trials=8)
+    assert isinstance(tuner.study.pruner, optuna.pruners.HyperbandPruner)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    trials = tuner.study.trials
+    assert len(trials) == 8
+    assert max(len(t.intermediate_values) for t in trials) == 9  # epochs overridden
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned and all(len(t.intermediate_values) < 9 for t in pruned)
+    assert kt.Hyperband(build_tiny, objective="val_loss", max_epochs=100, factor=3,
+                        directory=tmp_path, project_name="hb2").max_trials == 143
+
+
+def test_failed_and_nan_trials_are_recorded_and_the_search_goes_on(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+
+    def build(hp):
+        units = hp.Int("units", 4, 12, step=4)
+        if units == 8:
+            raise RuntimeError("units=8 is broken on purpose")
+        model = build_tiny(hp)
+        if units == 12:
+            model.compile(optimizer="adam", loss=lambda yt, yp: yp * np.nan,
+                          metrics=["accuracy"])
+        return model
+
+    tuner = kt.GridSearch(build, objective="val_loss", directory=tmp_path, project_name="f",
+                          overwrite=True, max_trials=6, max_consecutive_failed_trials=5,
+                          hyperparameters=_fixed(learning_rate=0.01))
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    states = {t.params["units"]: t for t in tuner.study.trials}
+    assert states[4].state == TrialState.COMPLETE
+    assert states[8].state == TrialState.FAIL
+    assert "units=8 is broken" in states[8].user_attrs["fail_reason"]
+    assert states[12].state == TrialState.FAIL
+    assert "nan" in states[12].user_attrs["fail_reason"]
+
+
+def test_consecutive_failures_stop_the_search_quoting_the_cause(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    calls = []
+
+    def build(hp):
+        hp.Int("units", 1, 4)
+        if isinstance(hp, TrialHyperParameters):
+            calls.append(1)
+        raise ValueError("no GPU named 'potato'")
+
+    tuner = kt.RandomSearch(build, objective="val_loss", max_trials=5, directory=tmp_path,
+                            project_name="c", overwrite=True, max_retries_per_trial=1,
+                            max_consecutive_failed_trials=2)
+    with pytest.raises(RuntimeError, match="2 consecutive trials failed.*potato"):
+        tuner.search(x, y, validation_data=(xv, yv), verbose=0)
+    assert len(calls) == 4  # 2 trials x (1 run + 1 retry)
+    assert [t.state for t in tuner.study.trials] == [TrialState.FAIL] * 2
+
+
+def test_a_retry_that_succeeds_completes_the_trial(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    attempts = []
+
+    def build(hp):
+        if isinstance(hp, TrialHyperParameters):
+            attempts.append(hp.Int("units", 4, 12, step=4))
+        if len(attempts) == 1:
+            raise RuntimeError("transient")
+        return build_tiny(hp)
+
+    tuner = kt.RandomSearch(build, objective="val_loss", max_trials=1, directory=tmp_path,
+                            project_name="r", overwrite=True, max_retries_per_trial=2)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert tuner.study.trials[0].state == TrialState.COMPLETE
+    assert len(attempts) == 2 and attempts[0] == attempts[1]  # the same values, retried
+
+
+def test_fit_may_return_a_dict_or_a_float(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+
+    class DictModel(kt.HyperModel):
+        def build(self, hp):
+            return build_tiny(hp)
+
+        def fit(self, hp, model, x, y, validation_data, **kwargs):
+            model.fit(x, y, epochs=1, verbose=0)
+            return model.evaluate(*validation_data, verbose=0, return_dict=True)
+
+    tuner = kt.RandomSearch(DictModel(), objective=kt.Objective("loss", "min"), max_trials=2,
+                            directory=tmp_path, project_name="d", overwrite=True)
+    tuner.search(x, y, validation_data=(xv, yv), verbose=0)
+    assert all(t.value == t.user_attrs["loss"] for t in tuner.study.trials)
+
+    class FloatModel(kt.HyperModel):
+        def build(self, hp):
+            return build_tiny(hp)
+
+        def fit(self, hp, model, *args, **kwargs):
+            return float(hp.get("units"))
+
+    tuner = kt.RandomSearch(FloatModel(), max_trials=2, directory=tmp_path,
+                            project_name="fl", overwrite=True, seed=0)
+    tuner.search(x, y, verbose=0)
+    assert tuner.study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert [t.value for t in tuner.study.trials] == [t.params["units"]
+                                                    for t in tuner.study.trials]
+
+
+def test_executions_per_trial_average_and_early_stopping(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    tuner = kt.RandomSearch(build_tiny, objective="val_loss", max_trials=1,
+                            executions_per_trial=2, directory=tmp_path, project_name="e",
+                            overwrite=True, seed=0)
+    stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=20, verbose=0, callbacks=[stopper])
+    trial = tuner.study.trials[0]
+    assert len(trial.intermediate_values) == 2  # EarlyStopping ended training after 2 epochs
+    assert stopper.model is None  # the user's callback is copied, not consumed
+
+
+def test_bad_arguments_name_the_argument(tmp_path):
+    with pytest.raises(ValueError, match="max_trials=0; expected an integer >= 1"):
+        kt.RandomSearch(build_tiny, objective="val_loss", max_trials=0, directory=tmp_path)
+    with pytest.raises(ValueError, match="executions_per_trial='2'"):
+        kt.RandomSearch(build_tiny, objective="val_loss", executions_per_trial="2",
+                        directory=tmp_path)
+    with pytest.raises(ValueError, match="hypermodel=42"):
+        kt.RandomSearch(42, objective="val_loss", directory=tmp_path)
+    with pytest.raises(ValueError, match="storage='postgres-server'"):
+        kt.RandomSearch(build_tiny, objective="val_loss", storage="postgres-server")
+
+
+def test_storage_url_and_study_name(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    url = f"sqlite:///{tmp_path}/shared.db"
+    tuner = kt.RandomSearch(build_tiny, objective="val_accuracy", max_trials=1, storage=url,
+                            study_name="mine", directory=tmp_path, project_name="s")
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert optuna.get_all_study_names(url) == ["mine"]
+    assert math.isfinite(optuna.load_study(study_name="mine", storage=url).best_value)
+
+
+def _fixed(**values):
+    hp = kt.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return hp
