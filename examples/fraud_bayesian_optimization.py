@@ -115,11 +115,12 @@ def main(argv=None) -> kt.BayesianOptimization:
     parser.add_argument("--max-trials", type=int, default=None)
     parser.add_argument("--directory", default="results")
     parser.add_argument("--project-name", default="fraud_bayesian_optimization")
+    parser.add_argument("--samples", type=int, default=None, help="rows of synthetic data")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
     quick = args.quick
-    n_samples = 3000 if quick else 10000
+    n_samples = args.samples or (3000 if quick else 10000)
     max_trials = args.max_trials or (6 if quick else 30)
     epochs = (2, 6, 2) if quick else (50, 200, 50)
     keras.utils.set_random_seed(args.seed)

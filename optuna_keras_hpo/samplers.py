@@ -29,6 +29,27 @@ def grid_search_space(space: Iterable[HyperParameter]) -> dict[str, list[Any]]:
     return {hp.name: hp.grid_values() for hp in tunable(space)}
 
 
+def grid_points(
+    space: Iterable[HyperParameter], fixed_values: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every configuration of the grid, with conditional hyperparameters only where active.
+
+    A child declared under ``conditional_scope`` is combined only with the parent values that
+    activate it, so no two points differ in an inactive value alone.
+    """
+    fixed_values = fixed_values or {}
+    points: list[dict[str, Any]] = [{}]
+    for hp in tunable(space):
+        grown = []
+        for point in points:
+            if hp.is_active({**fixed_values, **point}):
+                grown.extend({**point, hp.name: v} for v in hp.grid_values())
+            else:
+                grown.append(point)
+        points = grown
+    return points
+
+
 def gaussian_process_sampler(
     n_startup_trials: int, seed: int | None = None
 ) -> optuna.samplers.BaseSampler:

@@ -435,7 +435,7 @@ class Tuner:
         if verbose:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            while budget is None or self._n_counted() < budget:
+            while (budget is None or self._n_counted() < budget) and not self._search_exhausted():
                 try:
                     self.study.optimize(
                         lambda t: self._objective(t, fit_args, fit_kwargs), n_trials=1
@@ -455,8 +455,6 @@ class Tuner:
                         ) from error
                 if verbose:
                     self._report_trial(start)
-                if self._search_exhausted():
-                    break
         finally:
             optuna.logging.set_verbosity(optuna_verbosity)
 

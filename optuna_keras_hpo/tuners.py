@@ -12,8 +12,10 @@ from optuna_keras_hpo.pruning import hyperband_pruner
 from optuna_keras_hpo.samplers import (
     default_num_initial_points,
     gaussian_process_sampler,
+    grid_points,
     grid_search_space,
 )
+from optuna_keras_hpo.hyperparameters import Fixed
 from optuna_keras_hpo.tuner import Tuner, _check_int
 
 
@@ -67,12 +69,15 @@ class RandomSearch(Tuner):
 
 
 class GridSearch(Tuner):
-    """Every combination of the declared values: Optuna's ``GridSampler``.
+    """Every combination of the declared values, each run once: Optuna's ``GridSampler``.
 
     Ints take every value, stepped Floats every step, Choices and Booleans every value, and a
     continuous Float 10 points (the centres of ten equal-probability buckets, as KerasTuner).
+    Hyperparameters declared in ``fit`` belong to the grid too. A conditional hyperparameter is
+    combined only with the parent values that activate it: such grids are enqueued point by
+    point (``study.enqueue_trial``) since ``GridSampler`` takes only full products.
     ``max_trials=None`` (the default) runs the whole grid; a smaller number runs that many
-    grid points. Points are visited in a seeded random order.
+    points. A point whose trial failed is not run again.
     """
 
     def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None,
@@ -86,26 +91,34 @@ class GridSearch(Tuner):
         )
 
     def grid(self) -> dict[str, list[Any]]:
-        """The grid searched: each tuned hyperparameter's values."""
+        """The values of each tuned hyperparameter."""
         return grid_search_space(self._tuned_space())
 
-    def grid_size(self) -> int:
-        return math.prod(len(v) for v in self.grid().values())
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every configuration the search runs."""
+        return grid_points(self._tuned_space(), self._fixed_values())
+
+    def _fixed_values(self) -> dict[str, Any]:
+        return {hp.name: hp.value for hp in self._predeclared.space if isinstance(hp, Fixed)}
 
     def _default_sampler(self) -> optuna.samplers.BaseSampler:
+        if any(hp.conditions for hp in self._tuned_space()):
+            for point in self.grid_points():
+                self.study.enqueue_trial(point, skip_if_exists=True)
         return optuna.samplers.GridSampler(self.grid(), seed=self.seed)
 
     def _trial_budget(self) -> int | None:
-        size = self.grid_size() if self.hyperparameters.space else None
+        size = len(self.grid_points()) if self.hyperparameters.space else None
         if self.max_trials is None:
             return size
         return self.max_trials if size is None else min(self.max_trials, size)
 
     def _search_exhausted(self) -> bool:
-        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
-                                                               TrialState.PRUNED))
-        visited = {t.system_attrs.get("grid_id") for t in done}
-        return len(visited - {None}) >= self.grid_size()
+        finished = self.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        )
+        visited = {frozenset(t.params.items()) for t in finished}
+        return all(frozenset(p.items()) in visited for p in self.grid_points())
 
 
 class Hyperband(Tuner):

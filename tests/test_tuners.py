@@ -283,3 +283,29 @@ def _fixed(**values):
     for name, value in values.items():
         hp.Fixed(name, value)
     return hp
+
+
+def test_grid_search_with_a_conditional_hyperparameter_runs_no_duplicates(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+
+    def build(hp):
+        optimizer = hp.Choice("optimizer", ["adam", "lion"])
+        with hp.conditional_scope("optimizer", ["lion"]):
+            beta = hp.Choice("beta_1", [0.8, 0.9])
+        model = build_tiny(hp)
+        if optimizer == "lion":
+            model.compile(optimizer=keras.optimizers.Lion(beta_1=beta), loss="binary_crossentropy")
+        return model
+
+    tuner = kt.GridSearch(build, objective="val_loss",
+                          hyperparameters=_fixed(learning_rate=0.01, units=4),
+                          directory=tmp_path, project_name="cond", overwrite=True)
+    assert sorted(map(str, tuner.grid_points())) == sorted(map(str, [
+        {"optimizer": "adam"},
+        {"optimizer": "lion", "beta_1": 0.8},
+        {"optimizer": "lion", "beta_1": 0.9},
+    ]))
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    configs = sorted(str(sorted(t.params.items())) for t in tuner.study.trials)
+    assert len(tuner.study.trials) == 3 and len(set(configs)) == 3
+    assert all(t.state == TrialState.COMPLETE for t in tuner.study.trials)

@@ -1,0 +1,59 @@
+"""Studies in real database servers through ``storage=`` (PostgreSQL and MariaDB on loopback).
+
+Under CI=true a missing server fails these tests; elsewhere they skip with the reason.
+"""
+
+import os
+import uuid
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+import optuna_keras_hpo.keras_tuner as kt
+from optuna_keras_hpo.storage import make_storage
+from tests.conftest import build_tiny
+
+SERVERS = {
+    "postgresql": os.environ.get(
+        "OKH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"),
+    "mysql": os.environ.get("OKH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def server_url(request):
+    url = SERVERS[request.param]
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as error:  # no server here
+        message = f"{request.param} server at {url} unreachable: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def test_search_into_a_database_server(server_url, tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    name = f"okh-{uuid.uuid4().hex[:8]}"
+    tuner = kt.RandomSearch(build_tiny, objective="val_accuracy", max_trials=2,
+                            storage=server_url, study_name=name, directory=tmp_path, seed=0)
+    try:
+        tuner.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
+        study = optuna.load_study(study_name=name, storage=server_url)
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+        assert all(len(t.intermediate_values) == 2 and "val_accuracy" in t.user_attrs
+                   for t in study.trials)
+        assert tuner.get_best_models(1)[0] is not None
+    finally:
+        optuna.delete_study(study_name=name, storage=server_url)
+
+
+def test_storage_must_be_a_url():
+    with pytest.raises(ValueError, match="storage='study.db'; expected an Optuna storage URL"):
+        make_storage("study.db")
