@@ -19,16 +19,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+from keras.layers import Dense, Dropout, Input  # noqa: E402
+from keras.models import Sequential  # noqa: E402
 from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils import class_weight  # noqa: E402
-
-import keras  # noqa: E402
-from keras.layers import Dense, Dropout, Input  # noqa: E402
-from keras.models import Sequential  # noqa: E402
 
 import optuna_keras_hpo.keras_tuner as kt  # noqa: E402  (was: import keras_tuner as kt)
 
@@ -129,7 +128,7 @@ def main(argv=None) -> kt.BayesianOptimization:
     initial_bias = float(np.log(np.sum(y_train == 1) / np.sum(y_train == 0)))
     weights = class_weight.compute_class_weight(
         class_weight="balanced", classes=np.unique(y_train), y=y_train)
-    class_weights_dict = dict(zip(np.unique(y_train).tolist(), weights))
+    class_weights_dict = dict(zip(np.unique(y_train).tolist(), weights, strict=True))
 
     custom_hypermodel = FraudHyperModel(x_train.shape[1], initial_bias, class_weights_dict,
                                         epochs=epochs)

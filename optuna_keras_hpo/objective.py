@@ -159,7 +159,9 @@ def metrics_at_best_epoch(
     return metrics, best_epoch
 
 
-def metrics_from_fit_result(result: Any, objective: Objective) -> tuple[dict[str, float], int | None]:
+def metrics_from_fit_result(
+    result: Any, objective: Objective
+) -> tuple[dict[str, float], int | None]:
     """The metrics dict of what ``fit`` returned (History, dict, or number), and the best epoch."""
     history = getattr(result, "history", None)
     if isinstance(history, Mapping):

@@ -465,6 +465,7 @@ class Tuner:
         return False
 
     def _objective(self, trial: optuna.Trial, fit_args: tuple, fit_kwargs: dict) -> float:
+        self._last_trial_number = trial.number
         for attempt in range(self.max_retries_per_trial + 1):
             context = TrialContext(trial, self._trial_hp(trial), self._id_width())
             try:
@@ -526,7 +527,7 @@ class Tuner:
         trial.set_user_attr(MODEL_ATTR, artifact_id)
 
     def _report_trial(self, start: float) -> None:
-        last = self.study.trials[-1]
+        last = self.study.trials[self._last_trial_number]
         view = self._view(last)
         took = (last.duration.total_seconds() if last.duration else 0.0)
         print(f"\nTrial {view.trial_id} {view.status.capitalize()} [{_hms(took)}]")

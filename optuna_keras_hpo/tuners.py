@@ -8,6 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from optuna_keras_hpo.hyperparameters import Fixed
 from optuna_keras_hpo.pruning import hyperband_pruner
 from optuna_keras_hpo.samplers import (
     default_num_initial_points,
@@ -15,7 +16,6 @@ from optuna_keras_hpo.samplers import (
     grid_points,
     grid_search_space,
 )
-from optuna_keras_hpo.hyperparameters import Fixed
 from optuna_keras_hpo.tuner import Tuner, _check_int
 
 
