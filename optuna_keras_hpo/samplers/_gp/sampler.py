@@ -1,0 +1,197 @@
+"""``GaussianProcessSampler``: an Optuna sampler doing Bayesian optimisation with BoTorch.
+
+Each trial after the initial design:
+
+1. encode every completed trial (and every pruned one, see below) into [0, 1] columns
+   (:mod:`.space`), the objective turned into a quantity to maximise;
+2. fit the GP surrogate (:mod:`.model`), warm-started from the previous fit;
+3. condition it on the trials other workers are running, at the GP's own prediction there
+   ("kriging believer"): the uncertainty around a running point collapses, so the acquisition
+   looks elsewhere and parallel workers do not propose the same point;
+4. maximise the chosen acquisition, EI, PI or UCB (:mod:`.acquisition`), over the mixed space
+   (:mod:`.optimize`);
+5. propose the best local optimum that is not a configuration already run or running (falling
+   back to a random unseen one), so no configuration is evaluated twice while others remain.
+
+Pruned trials: a pruned trial is kept as an observation at its last reported intermediate
+value, but no better than the median of the completed trials. The pruner stopped it because it
+looked worse than typical trials at that point, and the GP should learn that region is poor
+rather than ignore it (Optuna's GP samplers drop pruned trials, which starves the model when most
+trials are pruned).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, QMCSampler, RandomSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_keras_hpo.samplers._gp.acquisition import ACQUISITIONS
+
+INITIAL_DESIGNS = ("sobol", "random")
+
+
+class GaussianProcessSampler(BaseSampler):
+    """Bayesian optimisation with a BoTorch GP and the acquisition of your choice.
+
+    Args:
+        acquisition: ``"ei"`` (Expected Improvement, default), ``"pi"`` (Probability of
+            Improvement) or ``"ucb"`` (Upper Confidence Bound).
+        xi: EI and PI's trade-off (>= 0, objective units): improvement is counted over
+            ``f(x+) + xi``; larger explores more. Default 0.0.
+        kappa: UCB's trade-off (>= 0): ``mu + kappa * sigma``; larger explores more. Default 2.6
+            (KerasTuner's ``beta``).
+        n_startup_trials: Trials of the initial design before the GP is used; default 3 x the
+            number of parameters (at least 3), as KerasTuner.
+        initial_design: ``"sobol"`` (scrambled Sobol points, Optuna's ``QMCSampler``) or
+            ``"random"``.
+        seed: Seed for the initial design and the acquisition optimiser.
+        deterministic_objective: The objective has no noise (fixes the GP's noise tiny).
+        n_raw_samples: Candidates scored before the local searches (default 2048).
+        n_local_searches: Local searches per proposal (default 10, plus the best observed).
+
+    Example::
+
+        study = optuna.create_study(sampler=GaussianProcessSampler(acquisition="ucb", kappa=2.0))
+    """
+
+    def __init__(
+        self,
+        *,
+        acquisition: str = "ei",
+        xi: float = 0.0,
+        kappa: float = 2.6,
+        n_startup_trials: int | None = None,
+        initial_design: str = "sobol",
+        seed: int | None = None,
+        deterministic_objective: bool = False,
+        n_raw_samples: int = 2048,
+        n_local_searches: int = 10,
+    ) -> None:
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(
+                f"acquisition={acquisition!r}; expected one of {list(ACQUISITIONS)}."
+            )
+        for name, value in (("xi", xi), ("kappa", kappa)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                value >= 0 and math.isfinite(value)
+            ):
+                raise ValueError(f"{name}={value!r}; expected a finite number >= 0.")
+        if n_startup_trials is not None and (
+            isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int)
+            or n_startup_trials < 1
+        ):
+            raise ValueError(
+                f"n_startup_trials={n_startup_trials!r}; expected an integer >= 1 or None."
+            )
+        if initial_design not in INITIAL_DESIGNS:
+            raise ValueError(
+                f"initial_design={initial_design!r}; expected one of {list(INITIAL_DESIGNS)}."
+            )
+        for name, value in (("n_raw_samples", n_raw_samples),
+                            ("n_local_searches", n_local_searches)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}; expected an integer >= 1.")
+        self.acquisition = acquisition
+        self.xi = float(xi)
+        self.kappa = float(kappa)
+        self.n_startup_trials = n_startup_trials
+        self.initial_design = initial_design
+        self.deterministic_objective = deterministic_objective
+        self.n_raw_samples = n_raw_samples
+        self.n_local_searches = n_local_searches
+        self._seed = seed
+        self._rng = np.random.RandomState(seed)
+        self._random = RandomSampler(seed=seed)
+        self._startup = self._random
+        if initial_design == "sobol":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._startup = QMCSampler(
+                    qmc_type="sobol", scramble=True, seed=seed,
+                    independent_sampler=self._random, warn_independent_sampling=False,
+                )
+        self._warm_start: dict | None = None
+
+    def reseed_rng(self) -> None:
+        self._rng.seed()
+        self._random.reseed_rng()
+        self._startup.reseed_rng()
+
+    # -- Optuna's sampler interface --------------------------------------------------------------
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if self._in_startup(study):
+            return self._startup.infer_relative_search_space(study, trial)
+        return _union_search_space(_observed(study))
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        if self._in_startup(study):
+            return self._startup.sample_relative(study, trial, search_space)
+        from optuna_keras_hpo.samplers._gp.propose import propose
+
+        return propose(self, study, trial, search_space)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._startup.before_trial(study, trial)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._startup.after_trial(study, trial, state, values)
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _in_startup(self, study: Study) -> bool:
+        if study._is_multi_objective():
+            raise ValueError(
+                "GaussianProcessSampler optimises one objective; this study has "
+                f"{len(study.directions)}."
+            )
+        observed = _observed(study)
+        completed = [t for t in observed if t.state == TrialState.COMPLETE]
+        n_startup = self.n_startup_trials or max(
+            3 * len(_union_search_space(observed)), 3
+        )
+        return len(completed) < n_startup
+
+    def _maximised(self, study: Study) -> float:
+        return 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+
+
+def _observed(study: Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def _union_search_space(trials: list[FrozenTrial]) -> dict[str, BaseDistribution]:
+    """Every parameter seen in a trial, with one distribution (conflicting ones are left out
+    for the independent sampler) and more than one possible value."""
+    space: dict[str, BaseDistribution] = {}
+    conflicting: set[str] = set()
+    for t in trials:
+        for name, distribution in t.distributions.items():
+            if name in space and space[name] != distribution:
+                conflicting.add(name)
+            space.setdefault(name, distribution)
+    return {
+        n: d for n, d in space.items()
+        if n not in conflicting and not d.single()
+    }
+

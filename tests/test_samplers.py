@@ -1,0 +1,178 @@
+"""The BoTorch GP sampler: acquisitions against closed forms, mixed spaces, parallel workers."""
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+from scipy.stats import norm
+
+from optuna_keras_hpo.samplers import GaussianProcessSampler
+from optuna_keras_hpo.samplers._gp.acquisition import make_acquisition
+from optuna_keras_hpo.samplers._gp.model import CachedGP, fit_model
+from optuna_keras_hpo.samplers._gp.propose import training_data
+from optuna_keras_hpo.samplers._gp.space import EncodedSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+MIXED = {
+    "units": IntDistribution(16, 128, step=16),
+    "dropout": FloatDistribution(0.0, 0.5, step=0.1),
+    "lr": FloatDistribution(1e-4, 1e-1, log=True),
+    "batch_size": CategoricalDistribution([16, 32, 64]),
+    "optimizer": CategoricalDistribution(["adam", "sgd", "lion"]),
+}
+
+
+def mixed_objective(p):
+    penalty = {"adam": 0.0, "lion": 0.1, "sgd": 0.4}[p["optimizer"]]
+    return ((p["units"] - 64) / 112) ** 2 + (p["dropout"] - 0.2) ** 2 \
+        + 0.1 * (math.log10(p["lr"]) + 3) ** 2 + 0.05 * abs(p["batch_size"] - 32) / 32 + penalty
+
+
+def run(sampler, n_trials, space=MIXED, objective=mixed_objective, direction="minimize"):
+    study = optuna.create_study(sampler=sampler, direction=direction)
+    for _ in range(n_trials):
+        trial = study.ask(space)
+        study.tell(trial, objective(trial.params))
+    return study
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.uniform(size=(12, 2)))
+    y = torch.sin(6 * X[:, :1]) + X[:, 1:] ** 2
+    model = fit_model(X, y, np.array([False, False]))
+    return model, X, y
+
+
+def test_cached_posterior_is_the_gp_posterior(fitted):
+    model, X, _ = fitted
+    x = torch.rand(7, 1, 2, dtype=torch.float64)
+    ours = CachedGP(model).posterior(x)
+    theirs = model.posterior(x)
+    assert torch.allclose(ours.mean, theirs.mean, atol=1e-8)
+    assert torch.allclose(ours.variance, theirs.variance, atol=1e-8)
+
+
+@pytest.mark.parametrize("xi", [0.0, 0.05])
+def test_ei_and_pi_match_their_closed_forms(fitted, xi):
+    model, _, y = fitted
+    gp = CachedGP(model)
+    x = torch.rand(9, 1, 2, dtype=torch.float64)
+    post = gp.posterior(x)
+    mu, sigma = post.mean.squeeze().numpy(), post.variance.sqrt().squeeze().numpy()
+    best = float(y.max())
+    z = (mu - best - xi) / sigma
+    ei = (mu - best - xi) * norm.cdf(z) + sigma * norm.pdf(z)
+    pi = norm.cdf(z)
+    got_ei = make_acquisition("ei", gp, best, xi=xi)(x).exp().detach().numpy()
+    got_pi = make_acquisition("pi", gp, best, xi=xi)(x).exp().detach().numpy()
+    np.testing.assert_allclose(got_ei, ei, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(got_pi, pi, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("kappa", [0.0, 1.0, 2.6])
+def test_ucb_matches_its_closed_form(fitted, kappa):
+    model, _, y = fitted
+    gp = CachedGP(model)
+    x = torch.rand(9, 1, 2, dtype=torch.float64)
+    post = gp.posterior(x)
+    expected = post.mean.squeeze() + kappa * post.variance.sqrt().squeeze()
+    got = make_acquisition("ucb", gp, float(y.max()), kappa=kappa)(x)
+    assert torch.allclose(got, expected, atol=1e-10)
+
+
+def test_larger_xi_and_kappa_explore_more(fitted):
+    """More exploration: the acquisition's maximiser moves to where sigma is larger."""
+    model, _, y = fitted
+    gp = CachedGP(model)
+    grid = torch.cartesian_prod(*[torch.linspace(0, 1, 41, dtype=torch.float64)] * 2)[:, None]
+    sigma = gp.posterior(grid).variance.sqrt().squeeze()
+
+    def sigma_at_argmax(name, **kw):
+        return float(sigma[make_acquisition(name, gp, float(y.max()), **kw)(grid).argmax()])
+
+    assert sigma_at_argmax("ucb", kappa=5.0) > sigma_at_argmax("ucb", kappa=0.0)
+    assert sigma_at_argmax("ei", xi=1.0) >= sigma_at_argmax("ei", xi=0.0)
+
+
+def test_space_round_trip_and_lattices():
+    space = EncodedSpace(MIXED)
+    params = {"units": 48, "dropout": 0.3, "lr": 1e-3, "batch_size": 64, "optimizer": "sgd"}
+    decoded = space.decode(space.encode(params))
+    assert decoded["units"] == 48 and decoded["batch_size"] == 64
+    assert decoded["optimizer"] == "sgd" and math.isclose(decoded["lr"], 1e-3)
+    assert math.isclose(decoded["dropout"], 0.3)
+    by_name = {d.name: d for d in space.dims}
+    assert by_name["optimizer"].kind == "categorical"
+    assert by_name["batch_size"].kind == "discrete"  # numeric choices are ordinal
+    assert len(by_name["units"].values) == 8 and len(by_name["dropout"].values) == 6
+    assert by_name["lr"].kind == "continuous"
+    assert space.encode({"units": 16})[space.names.index("optimizer")] == 3  # absent code
+
+
+def test_gp_proposals_stay_on_lattices_and_beat_random():
+    sampler = GaussianProcessSampler(seed=0, n_startup_trials=6)
+    study = run(sampler, 22)
+    for t in study.trials:
+        assert t.params["units"] in range(16, 129, 16)
+        assert any(math.isclose(t.params["dropout"], v) for v in (0, .1, .2, .3, .4, .5))
+        assert t.params["optimizer"] in ("adam", "sgd", "lion")
+    random_best = np.median([run(optuna.samplers.RandomSampler(seed=s), 22).best_value
+                             for s in range(3)])
+    assert study.best_value < random_best
+    assert study.best_params["optimizer"] == "adam"
+
+
+def test_no_configuration_is_proposed_twice():
+    space = {"a": IntDistribution(0, 2), "b": CategoricalDistribution(["x", "y"]),
+             "c": FloatDistribution(0.0, 1.0, step=0.5)}
+    study = run(GaussianProcessSampler(seed=1, n_startup_trials=3), 18, space,
+                lambda p: p["a"] + (p["b"] == "y") + p["c"])
+    configs = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(configs) == 18  # every one of the 18 configurations, none twice
+
+
+def test_seed_reproduces_the_proposals():
+    a = run(GaussianProcessSampler(seed=3, n_startup_trials=4), 8)
+    b = run(GaussianProcessSampler(seed=3, n_startup_trials=4), 8)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+
+
+def test_running_trials_are_avoided():
+    study = run(GaussianProcessSampler(seed=0, n_startup_trials=5, acquisition="ei"), 8)
+    first = study.ask(MIXED)
+    second = study.ask(MIXED)  # proposed while `first` is running
+    assert first.params != second.params
+
+
+def test_pruned_trials_are_observations_no_better_than_the_median():
+    study = optuna.create_study(direction="maximize")
+    for value in (0.2, 0.4, 0.6):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": value}, distributions={"x": FloatDistribution(0, 1)}, value=value))
+    for last in (0.9, 0.1):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": 0.95}, distributions={"x": FloatDistribution(0, 1)},
+            state=TrialState.PRUNED, intermediate_values={0: 0.0, 1: last}))
+    X, y = training_data(study, EncodedSpace({"x": FloatDistribution(0, 1)}), 1.0)
+    assert len(y) == 5
+    assert sorted(y[3:]) == [0.1, 0.4]  # 0.9 capped at the median 0.4
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"acquisition": "poi"}, "acquisition='poi'"),
+    ({"xi": -0.1}, "xi=-0.1"),
+    ({"kappa": -1}, "kappa=-1"),
+    ({"kappa": float("nan")}, "kappa=nan"),
+    ({"n_startup_trials": 0}, "n_startup_trials=0"),
+    ({"initial_design": "lhs"}, "initial_design='lhs'"),
+])
+def test_bad_arguments_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianProcessSampler(**kwargs)
