@@ -11,8 +11,8 @@ from optuna.trial import TrialState
 from optuna_keras_hpo.hyperparameters import Fixed
 from optuna_keras_hpo.pruning import hyperband_pruner
 from optuna_keras_hpo.samplers import (
+    GaussianProcessSampler,
     default_num_initial_points,
-    gaussian_process_sampler,
     grid_points,
     grid_search_space,
 )
@@ -20,21 +20,24 @@ from optuna_keras_hpo.tuner import Tuner, _check_int
 
 
 class BayesianOptimization(Tuner):
-    """Bayesian optimisation with a Gaussian-process surrogate.
+    """Bayesian optimisation with a Gaussian-process surrogate (:class:`GaussianProcessSampler`).
 
     Args:
-        num_initial_points: Random trials before the GP takes over; default 3 x the number of
+        num_initial_points: Sobol trials before the GP takes over; default 3 x the number of
             tuned hyperparameters (at least 3), as KerasTuner.
-        alpha, beta: KerasTuner's GP noise and UCB exploration factor. The current sampler
-            (Optuna's ``GPSampler``, log Expected Improvement with a learned noise) does not use
-            them; they are kept for compatibility.
+        alpha: KerasTuner's fixed GP noise; accepted for compatibility, unused (the GP learns its
+            noise level).
+        beta: UCB's exploration factor ``kappa`` in ``mu + kappa * sigma`` (KerasTuner's meaning),
+            used when ``acquisition="ucb"``.
+        acquisition: ``"ei"`` (default), ``"pi"`` or ``"ucb"`` (KerasTuner's only choice).
+        xi: EI and PI's trade-off, in the objective's units (default 0).
         **kwargs: Every :class:`Tuner` argument (``sampler=`` replaces the GP).
     """
 
     def __init__(self, hypermodel=None, objective=None, max_trials=10, num_initial_points=None,
                  alpha=1e-4, beta=2.6, seed=None, hyperparameters=None, tune_new_entries=True,
                  allow_new_entries=True, max_retries_per_trial=0,
-                 max_consecutive_failed_trials=3, **kwargs):
+                 max_consecutive_failed_trials=3, acquisition="ei", xi=0.0, **kwargs):
         _check_int("num_initial_points", num_initial_points, minimum=1, allow_none=True)
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not isinstance(value, (int, float)) or value < 0:
@@ -42,6 +45,9 @@ class BayesianOptimization(Tuner):
         self.num_initial_points = num_initial_points
         self.alpha = alpha
         self.beta = beta
+        self.acquisition = acquisition
+        self.xi = xi
+        GaussianProcessSampler(acquisition=acquisition, xi=xi, kappa=beta)  # validates early
         super().__init__(
             hypermodel, objective, max_trials, seed=seed, hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
@@ -51,7 +57,10 @@ class BayesianOptimization(Tuner):
 
     def _default_sampler(self) -> optuna.samplers.BaseSampler:
         n_startup = self.num_initial_points or default_num_initial_points(self._tuned_space())
-        return gaussian_process_sampler(n_startup, seed=self.seed)
+        return GaussianProcessSampler(
+            acquisition=self.acquisition, xi=self.xi, kappa=self.beta,
+            n_startup_trials=n_startup, seed=self.seed,
+        )
 
 
 class RandomSearch(Tuner):

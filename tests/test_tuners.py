@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 import optuna_keras_hpo.keras_tuner as kt
 from optuna_keras_hpo import TrialHyperParameters
+from optuna_keras_hpo.samplers import GaussianProcessSampler
 from tests.conftest import build_tiny
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -37,7 +38,8 @@ def test_article_script_shape_records_everything_in_the_study(tiny_data, tmp_pat
     assert isinstance(tuner.study.sampler, optuna.samplers.BaseSampler)
     tuner.search(x, y, validation_data=(xv, yv),
                  callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=5)])
-    assert isinstance(tuner.study.sampler, optuna.samplers.GPSampler)
+    assert isinstance(tuner.study.sampler, GaussianProcessSampler)
+    assert tuner.study.sampler.n_startup_trials == 2
 
     study = optuna.load_study(study_name="fraud",
                               storage=f"sqlite:///{tmp_path}/fraud/study.db")

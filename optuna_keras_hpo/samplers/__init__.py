@@ -3,7 +3,6 @@
 from optuna_keras_hpo.samplers._gp.sampler import GaussianProcessSampler
 from optuna_keras_hpo.samplers._grid import (
     default_num_initial_points,
-    gaussian_process_sampler,
     grid_points,
     grid_search_space,
     tunable,
@@ -12,7 +11,6 @@ from optuna_keras_hpo.samplers._grid import (
 __all__ = [
     "GaussianProcessSampler",
     "default_num_initial_points",
-    "gaussian_process_sampler",
     "grid_points",
     "grid_search_space",
     "tunable",

@@ -1,11 +1,9 @@
-"""Samplers behind the tuners, and the grid built from a declared search space."""
+"""The grid of a declared search space, and KerasTuner's initial-design size."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-
-import optuna
 
 from optuna_keras_hpo.hyperparameters import Fixed, HyperParameter
 
@@ -48,14 +46,3 @@ def grid_points(
                 grown.append(point)
         points = grown
     return points
-
-
-def gaussian_process_sampler(
-    n_startup_trials: int, seed: int | None = None
-) -> optuna.samplers.BaseSampler:
-    """The Gaussian-process sampler behind ``BayesianOptimization`` (Optuna's ``GPSampler``)."""
-    return optuna.samplers.GPSampler(
-        seed=seed,
-        n_startup_trials=n_startup_trials,
-        independent_sampler=optuna.samplers.RandomSampler(seed=seed),
-    )

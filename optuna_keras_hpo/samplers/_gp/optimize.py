@@ -16,8 +16,8 @@ Every point evaluated is a valid configuration: discrete columns never leave the
 from __future__ import annotations
 
 import numpy as np
-import scipy.optimize
 import torch
+from optuna._gp.batched_lbfgsb import batched_lbfgsb
 
 from optuna_keras_hpo.samplers._gp.space import EncodedSpace
 
@@ -86,22 +86,21 @@ def _continuous_step(acqf, space, X, f, scale):
     if len(cont) == 0:
         return X, f, False
     s = scale[cont]
-    fixed = X.copy()
 
-    def negative(z_flat):
-        Xz = fixed.copy()
-        Xz[:, cont] = z_flat.reshape(len(X), len(cont)) * s
+    def negative(z_batch, rows):
+        Xz = np.array(rows)
+        Xz[:, cont] = z_batch * s
         vals, grads = evaluate(acqf, Xz, grad=True)
-        return -vals.sum(), -(grads[:, cont] * s).ravel()
+        return -vals, -grads[:, cont] * s
 
-    z0 = (X[:, cont] / s).ravel()
-    bounds = [(0.0, 1.0 / si) for si in s] * len(X)
-    result = scipy.optimize.minimize(
-        negative, z0, jac=True, method="L-BFGS-B", bounds=bounds,
-        options={"maxiter": 200, "gtol": 1e-2},
+    # Optuna's batched L-BFGS-B (the one GPSampler uses): every start has its own L-BFGS-B
+    # state and stops on its own, while each step evaluates the live starts in one batch.
+    z, _, _ = batched_lbfgsb(
+        func_and_grad=negative, x0_batched=X[:, cont] / s, batched_args=(list(X),),
+        bounds=[(0.0, 1.0 / si) for si in s], pgtol=1e-2, max_iters=200,
     )
     X_new = X.copy()
-    X_new[:, cont] = np.clip(result.x.reshape(len(X), len(cont)) * s, 0.0, 1.0)
+    X_new[:, cont] = np.clip(z * s, 0.0, 1.0)
     f_new = evaluate(acqf, X_new)
     better = f_new > f + 1e-12
     X[better], f[better] = X_new[better], f_new[better]

@@ -51,8 +51,9 @@ class GaussianProcessSampler(BaseSampler):
             (KerasTuner's ``beta``).
         n_startup_trials: Trials of the initial design before the GP is used; default 3 x the
             number of parameters (at least 3), as KerasTuner.
-        initial_design: ``"sobol"`` (scrambled Sobol points, Optuna's ``QMCSampler``) or
-            ``"random"``.
+        initial_design: ``"random"`` (default) or ``"sobol"`` (scrambled Sobol points, Optuna's
+            ``QMCSampler``). Random measured better on Hartmann6 (1 of 5 seeds stuck in a local
+            optimum at 60 trials, against 2 of 5 with Sobol).
         seed: Seed for the initial design and the acquisition optimiser.
         deterministic_objective: The objective has no noise (fixes the GP's noise tiny).
         n_raw_samples: Candidates scored before the local searches (default 2048).
@@ -70,7 +71,7 @@ class GaussianProcessSampler(BaseSampler):
         xi: float = 0.0,
         kappa: float = 2.6,
         n_startup_trials: int | None = None,
-        initial_design: str = "sobol",
+        initial_design: str = "random",
         seed: int | None = None,
         deterministic_objective: bool = False,
         n_raw_samples: int = 2048,
