@@ -2,11 +2,11 @@
 
 Kernel: ``k(x, x') = s * matern52(r)``, ``r**2 = sum_i d_i(x_i, x'_i) / l_i**2`` where
 ``d_i = (x_i - x'_i)**2`` for numeric columns and ``1[x_i != x'_i]`` (Hamming) for categorical
-ones; a zero prior mean on standardised outputs. Priors, chosen for inputs in [0, 1] and standardised outputs (those of Optuna's
-``GPSampler``, which fit these benchmarks well): ``log p(l) = -0.1 (l**2 + 1/l**2)`` on each
-lengthscale (mode at 1), Gamma(2, 1) on ``s``, Gamma(1.1, 30) on the noise variance, which stays
-above 1e-6. Hyperparameters are fitted by maximum a posteriori with L-BFGS-B, warm-started from
-the previous fit.
+ones; a zero prior mean on standardised outputs. Priors, chosen for inputs in [0, 1] and
+standardised outputs (those of Optuna's ``GPSampler``, which fit these benchmarks well):
+``log p(l) = -0.1 (l**2 + 1/l**2)`` on each lengthscale (mode at 1), Gamma(2, 1) on ``s``,
+Gamma(1.1, 30) on the noise variance, which stays above 1e-6. Hyperparameters are fitted by
+maximum a posteriori with L-BFGS-B, warm-started from the previous fit.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.model import Model
-from botorch.posteriors import Posterior
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim.fit import fit_gpytorch_mll_scipy
+from botorch.posteriors import Posterior
 from gpytorch.constraints import GreaterThan, Positive
 from gpytorch.priors import GammaPrior, Prior
 

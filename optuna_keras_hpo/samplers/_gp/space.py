@@ -55,7 +55,7 @@ class Dimension:
     def decode(self, column: float) -> Any:
         if self.values is not None:
             i = int(np.argmin(np.abs(self.values - column)))
-            return self.raw_values[i] if self.raw_values is not None else self._value(self.values[i])
+            return self.raw_values[i]
         return self._value(column)
 
     def _value(self, column: float) -> Any:
