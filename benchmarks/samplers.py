@@ -223,9 +223,9 @@ class KerasTunerBayesian:
 Sampler = optuna.samplers.BaseSampler | KerasTunerBayesian
 
 
-def _ours(acquisition: str) -> Callable[[int], Sampler]:
+def _ours(acquisition: str, **kwargs: Any) -> Callable[[int], Sampler]:
     """The factory of this project's ``GaussianProcessSampler`` with ``acquisition``."""
-    return lambda seed: GaussianProcessSampler(acquisition=acquisition, seed=seed)
+    return lambda seed: GaussianProcessSampler(acquisition=acquisition, seed=seed, **kwargs)
 
 
 def _botorch(seed: int) -> optuna.samplers.BaseSampler:
@@ -239,6 +239,8 @@ SAMPLERS: dict[str, Callable[[int], Sampler]] = {
     "ours-ei": _ours("ei"),
     "ours-pi": _ours("pi"),
     "ours-ucb": _ours("ucb"),
+    # The same initial-design size as GPSampler's (10) instead of KerasTuner's 3 x dimensions.
+    "ours-ei-10": _ours("ei", n_startup_trials=10),
     "optuna-gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
     "botorch": _botorch,
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),

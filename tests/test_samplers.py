@@ -41,6 +41,10 @@ def run(sampler, n_trials, space=MIXED, objective=mixed_objective, direction="mi
     return study
 
 
+def candidates(n, seed=0):
+    return torch.rand(n, 1, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
 @pytest.fixture(scope="module")
 def fitted():
     rng = np.random.default_rng(0)
@@ -52,7 +56,7 @@ def fitted():
 
 def test_cached_posterior_is_the_gp_posterior(fitted):
     model, X, _ = fitted
-    x = torch.rand(7, 1, 2, dtype=torch.float64)
+    x = candidates(7)
     ours = CachedGP(model).posterior(x)
     theirs = model.posterior(x)
     assert torch.allclose(ours.mean, theirs.mean, atol=1e-8)
@@ -63,7 +67,7 @@ def test_cached_posterior_is_the_gp_posterior(fitted):
 def test_ei_and_pi_match_their_closed_forms(fitted, xi):
     model, _, y = fitted
     gp = CachedGP(model)
-    x = torch.rand(9, 1, 2, dtype=torch.float64)
+    x = candidates(9)
     post = gp.posterior(x)
     mu, sigma = post.mean.squeeze().numpy(), post.variance.sqrt().squeeze().numpy()
     best = float(y.max())
@@ -72,15 +76,16 @@ def test_ei_and_pi_match_their_closed_forms(fitted, xi):
     pi = norm.cdf(z)
     got_ei = make_acquisition("ei", gp, best, xi=xi)(x).exp().detach().numpy()
     got_pi = make_acquisition("pi", gp, best, xi=xi)(x).exp().detach().numpy()
-    np.testing.assert_allclose(got_ei, ei, rtol=1e-6, atol=1e-12)
-    np.testing.assert_allclose(got_pi, pi, rtol=1e-6, atol=1e-12)
+    # The closed forms lose digits where EI is tiny; BoTorch's log forms do not.
+    np.testing.assert_allclose(got_ei, ei, rtol=1e-4, atol=1e-10)
+    np.testing.assert_allclose(got_pi, pi, rtol=1e-4, atol=1e-10)
 
 
 @pytest.mark.parametrize("kappa", [0.0, 1.0, 2.6])
 def test_ucb_matches_its_closed_form(fitted, kappa):
     model, _, y = fitted
     gp = CachedGP(model)
-    x = torch.rand(9, 1, 2, dtype=torch.float64)
+    x = candidates(9)
     post = gp.posterior(x)
     expected = post.mean.squeeze() + kappa * post.variance.sqrt().squeeze()
     got = make_acquisition("ucb", gp, float(y.max()), kappa=kappa)(x)
