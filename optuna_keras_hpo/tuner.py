@@ -589,9 +589,6 @@ class Tuner:
             print()
             trial.summary()
 
-    def get_state(self) -> dict[str, Any]:
-        return {"study_name": self.study_name, "n_trials": len(self.study.trials)}
-
 
 class TrialContext:
     """What ``run_trial`` receives: the trial's ``hp`` and the Optuna trial behind it."""

@@ -144,9 +144,3 @@ class EncodedSpace:
             k = len(self.dims[i].values)
             u[:, i] = np.minimum(np.floor(u[:, i] * k), k - 1)
         return self.snap(u)
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        upper = np.ones(self.dim)
-        for i in self.categorical:
-            upper[i] = len(self.dims[i].values) - 1
-        return np.zeros(self.dim), upper
