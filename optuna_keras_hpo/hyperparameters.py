@@ -22,6 +22,7 @@ declaration                            Optuna distribution (the stored param is 
 from __future__ import annotations
 
 import contextlib
+import copy
 import decimal
 import math
 from collections.abc import Iterator, Sequence
@@ -568,8 +569,6 @@ def suggest(trial, name: str, distribution: BaseDistribution) -> Any:
 def _with_conditions(hp: HyperParameter, conditions: list[Condition]) -> HyperParameter:
     if hp.conditions == conditions:
         return hp
-    import copy
-
     hp = copy.copy(hp)
     hp.conditions = list(conditions)
     return hp

@@ -21,6 +21,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_keras_hpo import storage as storage_lib
+from optuna_keras_hpo._validation import check_int
 from optuna_keras_hpo.hypermodel import HyperModel, as_hypermodel
 from optuna_keras_hpo.hyperparameters import Fixed, HyperParameters, TrialHyperParameters
 from optuna_keras_hpo.objective import (
@@ -230,12 +231,12 @@ class Tuner:
                 f"oracle={oracle!r}: KerasTuner oracles are not used here; choose the search "
                 "strategy with a tuner class or pass an Optuna `sampler=`."
             )
-        _check_int("max_trials", max_trials, minimum=1, allow_none=True)
-        _check_int("executions_per_trial", executions_per_trial, minimum=1)
-        _check_int("max_retries_per_trial", max_retries_per_trial, minimum=0)
-        _check_int("max_consecutive_failed_trials", max_consecutive_failed_trials, minimum=1,
+        check_int("max_trials", max_trials, minimum=1, allow_none=True)
+        check_int("executions_per_trial", executions_per_trial, minimum=1)
+        check_int("max_retries_per_trial", max_retries_per_trial, minimum=0)
+        check_int("max_consecutive_failed_trials", max_consecutive_failed_trials, minimum=1,
                    allow_none=True)
-        _check_int("max_model_size", max_model_size, minimum=1, allow_none=True)
+        check_int("max_model_size", max_model_size, minimum=1, allow_none=True)
         if hyperparameters is not None and not isinstance(hyperparameters, HyperParameters):
             raise ValueError(
                 f"hyperparameters={hyperparameters!r}; expected a HyperParameters instance."
@@ -544,7 +545,7 @@ class Tuner:
 
     # -- results ---------------------------------------------------------------------------------
     def _id_width(self) -> int:
-        return max(2, len(str(self._trial_budget() or 0)))
+        return max(2, len(str(self.max_trials or 0)))
 
     def _view(self, frozen: FrozenTrial) -> Trial:
         return Trial(frozen, self.hyperparameters, self._id_width())
@@ -620,14 +621,6 @@ def _next_activation(space: HyperParameters, tried: list[dict[str, Any]]) -> dic
         else:
             return forced
     return None
-
-
-def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        expected = f"an integer >= {minimum}" + (" or None" if allow_none else "")
-        raise ValueError(f"{name}={value!r}; expected {expected}.")
 
 
 def _hms(seconds: float) -> str:

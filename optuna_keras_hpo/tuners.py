@@ -8,6 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from optuna_keras_hpo._validation import check_int
 from optuna_keras_hpo.hyperparameters import Fixed
 from optuna_keras_hpo.pruning import hyperband_pruner
 from optuna_keras_hpo.samplers import (
@@ -16,7 +17,7 @@ from optuna_keras_hpo.samplers import (
     grid_points,
     grid_search_space,
 )
-from optuna_keras_hpo.tuner import Tuner, _check_int
+from optuna_keras_hpo.tuner import Tuner
 
 
 class BayesianOptimization(Tuner):
@@ -38,7 +39,7 @@ class BayesianOptimization(Tuner):
                  alpha=1e-4, beta=2.6, seed=None, hyperparameters=None, tune_new_entries=True,
                  allow_new_entries=True, max_retries_per_trial=0,
                  max_consecutive_failed_trials=3, acquisition="ei", xi=0.0, **kwargs):
-        _check_int("num_initial_points", num_initial_points, minimum=1, allow_none=True)
+        check_int("num_initial_points", num_initial_points, minimum=1, allow_none=True)
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name}={value!r}; expected a number >= 0.")
@@ -147,9 +148,9 @@ class Hyperband(Tuner):
                  hyperband_iterations=1, seed=None, hyperparameters=None, tune_new_entries=True,
                  allow_new_entries=True, max_retries_per_trial=0,
                  max_consecutive_failed_trials=3, max_trials=None, **kwargs):
-        _check_int("max_epochs", max_epochs, minimum=1)
-        _check_int("factor", factor, minimum=2)
-        _check_int("hyperband_iterations", hyperband_iterations, minimum=1)
+        check_int("max_epochs", max_epochs, minimum=1)
+        check_int("factor", factor, minimum=2)
+        check_int("hyperband_iterations", hyperband_iterations, minimum=1)
         self.max_epochs = max_epochs
         self.factor = factor
         self.hyperband_iterations = hyperband_iterations

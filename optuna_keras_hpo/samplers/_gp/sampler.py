@@ -34,6 +34,7 @@ from optuna.samplers import BaseSampler, QMCSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_keras_hpo._validation import check_int
 from optuna_keras_hpo.samplers._gp.acquisition import ACQUISITIONS
 
 INITIAL_DESIGNS = ("sobol", "random")
@@ -86,21 +87,13 @@ class GaussianProcessSampler(BaseSampler):
                 value >= 0 and math.isfinite(value)
             ):
                 raise ValueError(f"{name}={value!r}; expected a finite number >= 0.")
-        if n_startup_trials is not None and (
-            isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int)
-            or n_startup_trials < 1
-        ):
-            raise ValueError(
-                f"n_startup_trials={n_startup_trials!r}; expected an integer >= 1 or None."
-            )
+        check_int("n_startup_trials", n_startup_trials, minimum=1, allow_none=True)
         if initial_design not in INITIAL_DESIGNS:
             raise ValueError(
                 f"initial_design={initial_design!r}; expected one of {list(INITIAL_DESIGNS)}."
             )
-        for name, value in (("n_raw_samples", n_raw_samples),
-                            ("n_local_searches", n_local_searches)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}; expected an integer >= 1.")
+        check_int("n_raw_samples", n_raw_samples, minimum=1)
+        check_int("n_local_searches", n_local_searches, minimum=1)
         self.acquisition = acquisition
         self.xi = float(xi)
         self.kappa = float(kappa)
