@@ -13,7 +13,7 @@ from scipy.stats import norm
 from optuna_keras_hpo.samplers import GaussianProcessSampler
 from optuna_keras_hpo.samplers._gp.acquisition import make_acquisition
 from optuna_keras_hpo.samplers._gp.model import CachedGP, fit_model
-from optuna_keras_hpo.samplers._gp.propose import training_data
+from optuna_keras_hpo.samplers._gp.propose import compress_top_tail, training_data
 from optuna_keras_hpo.samplers._gp.space import EncodedSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -181,3 +181,25 @@ def test_pruned_trials_are_observations_no_better_than_the_median():
 def test_bad_arguments_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GaussianProcessSampler(**kwargs)
+
+
+def test_long_upper_tail_is_compressed_in_order_and_xi_follows():
+    rng = np.random.default_rng(0)
+    # Maximised values with a few peaks far above the rest (a search that found a peak).
+    y = np.concatenate([rng.normal(0.0, 0.05, 30), [1.5, 2.5, 3.2]])
+    modelled, to_model = compress_top_tail(y)
+    assert np.array_equal(np.argsort(modelled), np.argsort(y))  # order, so the incumbent, kept
+    z_raw = (y.max() - y.mean()) / y.std()
+    z_modelled = (modelled.max() - modelled.mean()) / modelled.std()
+    assert z_modelled < 0.75 * z_raw  # the incumbent is fewer standard deviations out
+    assert to_model(y.max()) == pytest.approx(modelled.max())
+    assert to_model(y.max() + 0.1) > to_model(y.max())  # xi keeps its sign in modelled units
+
+
+def test_long_lower_tail_is_left_alone():
+    rng = np.random.default_rng(1)
+    # Negated Branin-like losses: most values close to the best, a long tail of bad ones.
+    y = -np.concatenate([rng.gamma(1.0, 5.0, 30) + 0.4, [150.0, 300.0]])
+    modelled, to_model = compress_top_tail(y)
+    assert modelled is y
+    assert to_model(1.0) == 1.0

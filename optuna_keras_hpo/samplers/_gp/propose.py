@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,7 @@ import torch
 from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
+from sklearn.preprocessing import PowerTransformer
 
 from optuna_keras_hpo.samplers._gp.acquisition import make_acquisition
 from optuna_keras_hpo.samplers._gp.model import CachedGP, fit_model, model_state
@@ -41,6 +44,11 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
     X, y = training_data(study, space, sampler._maximised(study))
     if len(y) == 0:
         return {}
+    raw_best = float(y.max())
+    y, to_model = compress_top_tail(y)
+    # xi is an improvement in the objective's units (the article's formula): carried into the
+    # units the GP models at the incumbent.
+    xi = float(to_model(raw_best + sampler.xi) - to_model(raw_best)) if sampler.xi else 0.0
     torch_X = torch.from_numpy(X)
     fitted = fit_model(torch_X, torch.from_numpy(y[:, None]), space.is_categorical,
                        sampler._warm_start, sampler.deterministic_objective)
@@ -56,7 +64,7 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
         model = model.with_observations(X_run, believed)
 
     acqf = make_acquisition(sampler.acquisition, model, best_f=float(y.max()),
-                            xi=sampler.xi, kappa=sampler.kappa)
+                            xi=xi, kappa=sampler.kappa)
     best_rows = X[np.argsort(-y)[:N_WARM_STARTS]]
     lengthscales = model.lengthscales()
     candidates, _ = optimize_acquisition(
@@ -97,6 +105,36 @@ def training_data(study: Study, space: EncodedSpace, sign: float) -> tuple[np.nd
     if not rows:
         return np.empty((0, space.dim)), np.empty(0)
     return np.stack(rows), np.asarray(values, dtype=float)
+
+
+def compress_top_tail(y: np.ndarray) -> tuple[np.ndarray, Callable[[float], float]]:
+    """The values the GP models: a Yeo-Johnson transform (scikit-learn's ``PowerTransformer``)
+    when its fitted exponent is below 1, the values unchanged otherwise.
+
+    An exponent below 1 means a long upper tail: a few values far above the rest, as when a
+    search has found a peak (Hartmann6) or a good region of a loss surface. Standardised as they
+    are, such values make the incumbent several standard deviations above everything else, so
+    Expected Improvement away from the peak is negligible and the search stays on the first peak
+    it climbed. Compressing the tail keeps the order of the values (the incumbent stays the
+    incumbent) and lets the GP see the rest of the space. Long lower tails (Branin's) are left
+    alone: stretching the top there made the search greedier and slower. Measured on 10 seeds of
+    Hartmann6: no run stuck above regret 0.12, against 3 in 10 without it (docs/benchmarks.md).
+
+    Returns the values to model and the map from objective units to the modelled units.
+    """
+    if len(y) < 3 or np.ptp(y) == 0:
+        return y, _identity
+    transformer = PowerTransformer(method="yeo-johnson", standardize=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # overflow warnings while scipy brackets the exponent
+        transformed = transformer.fit_transform(y[:, None]).ravel()
+    if transformer.lambdas_[0] >= 1 or not np.all(np.isfinite(transformed)):
+        return y, _identity
+    return transformed, lambda v: float(transformer.transform([[v]])[0, 0])
+
+
+def _identity(value: float) -> float:
+    return value
 
 
 def _params_in(trial: FrozenTrial, space: EncodedSpace) -> dict[str, Any]:
