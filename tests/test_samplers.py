@@ -203,3 +203,29 @@ def test_long_lower_tail_is_left_alone():
     modelled, to_model = compress_top_tail(y)
     assert modelled is y
     assert to_model(1.0) == 1.0
+
+
+def test_constraints_steer_the_search_to_the_feasible_region():
+    # Maximise x + y on [0, 1]^2 subject to x <= 0.4: the unconstrained optimum is infeasible.
+    space = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+
+    def constraints(trial):
+        return [trial.params["x"] - 0.4]
+
+    sampler = GaussianProcessSampler(seed=0, n_startup_trials=6, constraints_func=constraints)
+    study = run(sampler, 22, space=space, objective=lambda p: p["x"] + p["y"],
+                direction="maximize")
+    guided = study.trials[6:]
+    # Unconstrained EI goes to x = 1; constrained EI stays at (or within 1e-3 of) x <= 0.4.
+    near_feasible = [t for t in guided if t.params["x"] <= 0.401]
+    assert len(near_feasible) >= 0.8 * len(guided)
+    best = max((t for t in guided if t.params["x"] <= 0.4), key=lambda t: t.value)
+    assert best.value > 1.35  # close to the constrained optimum 1.4
+    assert all("constraints" in t.system_attrs for t in study.trials)
+
+
+def test_constraints_need_ei_or_pi_and_a_callable():
+    with pytest.raises(ValueError, match="constraints_func"):
+        GaussianProcessSampler(acquisition="ucb", constraints_func=lambda t: [0.0])
+    with pytest.raises(ValueError, match="constraints_func"):
+        GaussianProcessSampler(constraints_func=3)

@@ -21,6 +21,7 @@ which is where most candidates are late in a search.
 
 from __future__ import annotations
 
+import torch
 from botorch.acquisition.analytic import (
     AcquisitionFunction,
     LogExpectedImprovement,
@@ -42,3 +43,24 @@ def make_acquisition(
     if name == "ucb":
         return UpperConfidenceBound(model, beta=kappa**2)
     raise ValueError(f"acquisition={name!r}; expected one of {list(ACQUISITIONS)}.")
+
+
+class ConstrainedAcquisition(AcquisitionFunction):
+    """``log a(x) + sum_j log P(c_j(x) <= 0)``: log EI or log PI times the probability that
+    every constraint holds, each constraint ``c_j`` modelled by a GP of its own (given
+    ``-c_j``, so feasible is ``>= 0``). With ``base=None`` (no feasible trial yet) only the
+    probability of feasibility is maximised."""
+
+    def __init__(self, base: AcquisitionFunction | None, constraint_models: list) -> None:
+        super().__init__(model=base.model if base is not None else constraint_models[0])
+        self.base = base
+        self.constraint_models = constraint_models
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        total = self.base(X) if self.base is not None else 0.0
+        for model in self.constraint_models:
+            posterior = model.posterior(X)
+            mean = posterior.mean.squeeze(-1).squeeze(-1)
+            sigma = posterior.variance.squeeze(-1).squeeze(-1).sqrt()
+            total = total + torch.special.log_ndtr(mean / sigma)
+        return total

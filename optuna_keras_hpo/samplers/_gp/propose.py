@@ -11,10 +11,11 @@ import numpy as np
 import torch
 from optuna.distributions import BaseDistribution
 from optuna.study import Study
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 from sklearn.preprocessing import PowerTransformer
 
-from optuna_keras_hpo.samplers._gp.acquisition import make_acquisition
+from optuna_keras_hpo.samplers._gp.acquisition import ConstrainedAcquisition, make_acquisition
 from optuna_keras_hpo.samplers._gp.model import CachedGP, fit_model, model_state
 from optuna_keras_hpo.samplers._gp.optimize import optimize_acquisition
 from optuna_keras_hpo.samplers._gp.space import EncodedSpace
@@ -46,9 +47,6 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
         return {}
     raw_best = float(y.max())
     y, to_model = compress_top_tail(y)
-    # xi is an improvement in the objective's units (the article's formula): carried into the
-    # units the GP models at the incumbent.
-    xi = float(to_model(raw_best + sampler.xi) - to_model(raw_best)) if sampler.xi else 0.0
     torch_X = torch.from_numpy(X)
     fitted = fit_model(torch_X, torch.from_numpy(y[:, None]), space.is_categorical,
                        sampler._warm_start, sampler.deterministic_objective)
@@ -63,8 +61,21 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
             believed = model.posterior(X_run.unsqueeze(-2)).mean.reshape(-1)
         model = model.with_observations(X_run, believed)
 
-    acqf = make_acquisition(sampler.acquisition, model, best_f=float(y.max()),
-                            xi=xi, kappa=sampler.kappa)
+    incumbent: float | None = raw_best
+    constraint_models: list = []
+    if sampler.constraints_func is not None:
+        constraint_models, incumbent = _constraint_models(study, space, sampler)
+        if not constraint_models:  # no trial has constraint values yet
+            incumbent = raw_best
+    acqf = None
+    if incumbent is not None:
+        # xi is an improvement in the objective's units (the article's formula): carried into
+        # the units the GP models, at the incumbent.
+        xi = float(to_model(incumbent + sampler.xi) - to_model(incumbent)) if sampler.xi else 0.0
+        acqf = make_acquisition(sampler.acquisition, model, best_f=float(to_model(incumbent)),
+                                xi=xi, kappa=sampler.kappa)
+    if constraint_models:
+        acqf = ConstrainedAcquisition(acqf, constraint_models)
     best_rows = X[np.argsort(-y)[:N_WARM_STARTS]]
     lengthscales = model.lengthscales()
     candidates, _ = optimize_acquisition(
@@ -105,6 +116,26 @@ def training_data(study: Study, space: EncodedSpace, sign: float) -> tuple[np.nd
     if not rows:
         return np.empty((0, space.dim)), np.empty(0)
     return np.stack(rows), np.asarray(values, dtype=float)
+
+
+def _constraint_models(study: Study, space: EncodedSpace, sampler) -> tuple[list, float | None]:
+    """A GP per constraint (fitted to ``-c_j`` of the completed trials, so feasible is
+    ``>= 0``), and the best feasible value to maximise (None if no trial is feasible)."""
+    sign = sampler._maximised(study)
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if _CONSTRAINTS_KEY in t.system_attrs and t.value is not None]
+    if not trials:
+        return [], None
+    X = torch.from_numpy(np.stack([space.encode(_params_in(t, space)) for t in trials]))
+    C = np.array([t.system_attrs[_CONSTRAINTS_KEY] for t in trials], dtype=float)
+    feasible = np.all(C <= 0, axis=1)
+    best = max((sign * t.value for t, ok in zip(trials, feasible, strict=True) if ok),
+               default=None)
+    models = []
+    for j in range(C.shape[1]):
+        fitted = fit_model(X, torch.from_numpy(-C[:, j:j + 1]), space.is_categorical)
+        models.append(CachedGP(fitted))
+    return models, best
 
 
 def compress_top_tail(y: np.ndarray) -> tuple[np.ndarray, Callable[[float], float]]:

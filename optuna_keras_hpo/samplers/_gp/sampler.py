@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, QMCSampler, RandomSampler
+from optuna.samplers._base import _process_constraints_after_trial
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -59,6 +60,11 @@ class GaussianProcessSampler(BaseSampler):
         deterministic_objective: The objective has no noise (fixes the GP's noise tiny).
         n_raw_samples: Candidates scored before the local searches (default 2048).
         n_local_searches: Local searches per proposal (default 10, plus the best observed).
+        constraints_func: Optuna's constraints: a function of a finished trial returning
+            values that are <= 0 when the trial is feasible (e.g. ``floor - precision``). Each
+            constraint gets a GP of its own; EI and PI are multiplied by the probability that
+            every constraint holds (constrained EI/PI), and the incumbent is the best feasible
+            trial. Only with ``acquisition="ei"`` or ``"pi"``.
 
     Example::
 
@@ -77,6 +83,7 @@ class GaussianProcessSampler(BaseSampler):
         deterministic_objective: bool = False,
         n_raw_samples: int = 2048,
         n_local_searches: int = 10,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
     ) -> None:
         if acquisition not in ACQUISITIONS:
             raise ValueError(
@@ -92,6 +99,14 @@ class GaussianProcessSampler(BaseSampler):
             raise ValueError(
                 f"initial_design={initial_design!r}; expected one of {list(INITIAL_DESIGNS)}."
             )
+        if constraints_func is not None and (
+            not callable(constraints_func) or acquisition == "ucb"
+        ):
+            raise ValueError(
+                f"constraints_func={constraints_func!r} with acquisition={acquisition!r}; "
+                "expected a callable, with acquisition 'ei' or 'pi' (UCB has no probability to "
+                "weight by the probability of feasibility)."
+            )
         check_int("n_raw_samples", n_raw_samples, minimum=1)
         check_int("n_local_searches", n_local_searches, minimum=1)
         self.acquisition = acquisition
@@ -102,6 +117,7 @@ class GaussianProcessSampler(BaseSampler):
         self.deterministic_objective = deterministic_objective
         self.n_raw_samples = n_raw_samples
         self.n_local_searches = n_local_searches
+        self.constraints_func = constraints_func
         self._seed = seed
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
@@ -150,6 +166,8 @@ class GaussianProcessSampler(BaseSampler):
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
+        if self.constraints_func is not None:
+            _process_constraints_after_trial(self.constraints_func, study, trial, state)
         self._startup.after_trial(study, trial, state, values)
 
     # -- helpers -----------------------------------------------------------------------------------
