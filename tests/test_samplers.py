@@ -229,3 +229,20 @@ def test_constraints_need_ei_or_pi_and_a_callable():
         GaussianProcessSampler(acquisition="ucb", constraints_func=lambda t: [0.0])
     with pytest.raises(ValueError, match="constraints_func"):
         GaussianProcessSampler(constraints_func=3)
+
+
+def test_multi_objective_studies_spread_along_the_pareto_front():
+    # Maximise (x, 1 - x**2) minus a penalty on y: the front is y = 0.5, every x in [0, 1].
+    space = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+    study = optuna.create_study(directions=["maximize", "maximize"],
+                                sampler=GaussianProcessSampler(seed=0, n_startup_trials=6))
+    for _ in range(26):
+        trial = study.ask(space)
+        x, y = trial.params["x"], trial.params["y"]
+        penalty = 4.0 * (y - 0.5) ** 2
+        study.tell(trial, [x - penalty, 1 - x**2 - penalty])
+    guided = study.trials[6:]
+    near_front = np.mean([abs(t.params["y"] - 0.5) < 0.1 for t in guided])
+    assert near_front >= 0.6  # random search: 0.2 on average
+    assert np.std([t.params["x"] for t in guided]) > 0.15  # not one point of the front
+    assert len(study.best_trials) >= 8

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from optuna.distributions import BaseDistribution
-from optuna.study import Study
+from optuna.study import Study, StudyDirection
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 from sklearn.preprocessing import PowerTransformer
@@ -42,7 +42,10 @@ def _one_thread():
 
 
 def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> dict[str, Any]:
-    X, y = training_data(study, space, sampler._maximised(study))
+    if study._is_multi_objective():
+        X, y = scalarized_training_data(study, space, sampler._rng)
+    else:
+        X, y = training_data(study, space, sampler._maximised(study))
     if len(y) == 0:
         return {}
     raw_best = float(y.max())
@@ -116,6 +119,28 @@ def training_data(study: Study, space: EncodedSpace, sign: float) -> tuple[np.nd
     if not rows:
         return np.empty((0, space.dim)), np.empty(0)
     return np.stack(rows), np.asarray(values, dtype=float)
+
+
+def scalarized_training_data(study: Study, space: EncodedSpace, rng: np.random.RandomState
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """ParEGO (Knowles, 2006; BoTorch's qParEGO): the objectives of the completed trials,
+    each oriented to be maximised and scaled to [0, 1] over the trials, combined with fresh
+    random weights ``w`` (uniform on the simplex) into one value to maximise, the augmented
+    Chebyshev scalarisation ``min_i(w_i f_i) + 0.05 sum_i(w_i f_i)``. Each proposal draws new
+    weights, so successive proposals aim at different parts of the Pareto front."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.values is not None and np.all(np.isfinite(t.values))]
+    if not trials:
+        return np.empty((0, space.dim)), np.empty(0)
+    signs = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions])
+    F = np.array([t.values for t in trials], dtype=float) * signs
+    low, span = F.min(axis=0), np.ptp(F, axis=0)
+    F = (F - low) / np.where(span > 0, span, 1.0)
+    weights = rng.dirichlet(np.ones(F.shape[1]))
+    weighted = F * weights
+    y = weighted.min(axis=1) + 0.05 * weighted.sum(axis=1)
+    X = np.stack([space.encode(_params_in(t, space)) for t in trials])
+    return X, y
 
 
 def _constraint_models(study: Study, space: EncodedSpace, sampler) -> tuple[list, float | None]:

@@ -66,6 +66,10 @@ class GaussianProcessSampler(BaseSampler):
             every constraint holds (constrained EI/PI), and the incumbent is the best feasible
             trial. Only with ``acquisition="ei"`` or ``"pi"``.
 
+    Multi-objective studies: each proposal scalarises the objectives with random weights
+    (ParEGO's augmented Chebyshev scalarisation, as BoTorch's qParEGO) and maximises the
+    acquisition of that one value, so successive proposals spread along the Pareto front.
+
     Example::
 
         study = optuna.create_study(sampler=GaussianProcessSampler(acquisition="ucb", kappa=2.0))
@@ -172,10 +176,10 @@ class GaussianProcessSampler(BaseSampler):
 
     # -- helpers -----------------------------------------------------------------------------------
     def _in_startup(self, study: Study) -> bool:
-        if study._is_multi_objective():
+        if study._is_multi_objective() and self.constraints_func is not None:
             raise ValueError(
-                "GaussianProcessSampler optimises one objective; this study has "
-                f"{len(study.directions)}."
+                "constraints_func with a multi-objective study is not supported by "
+                "GaussianProcessSampler; use Optuna's GPSampler or TPESampler for that."
             )
         observed = _observed(study)
         completed = [t for t in observed if t.state == TrialState.COMPLETE]
