@@ -1,16 +1,69 @@
 """Where studies live: SQLite under ``{directory}/{project_name}/`` by default, any Optuna storage
-otherwise."""
+otherwise; and how several processes share one study.
+
+Storage URLs understood by :func:`make_storage` (the tuners' ``storage=``, the CLI's
+``--storage``):
+
+``sqlite:///path/study.db``
+    One machine, one process at a time (the default). SQLAlchemy's rule for slashes applies:
+    ``sqlite:///results/study.db`` is relative, ``sqlite:////srv/study.db`` absolute.
+``postgresql://user:password@host:5432/db``, ``mysql+pymysql://user:password@host:3306/db``
+    Many workers on many machines: Optuna's ``RDBStorage`` with connection pre-ping, a small
+    connection pool per process and a connect timeout, so a server that is down fails in
+    seconds.
+``journal:///path/study.log`` (or a plain path ending in ``.log``)
+    Optuna's ``JournalStorage`` in a file, for many processes on one machine or on a shared file
+    system (NFS) without a database server. Same slash rule as SQLite. Journal files keep no
+    heartbeats (Optuna 5), so crashed trials are not detected there.
+
+Heartbeats (RDB storages only): with ``heartbeat_interval`` set, every running trial records a
+heartbeat; a trial whose heartbeat is older than ``grace_period`` is marked FAIL at the start of
+the next trial of any worker, and Optuna's ``RetryHeartbeatStaleTrialCallback`` queues it again
+(same parameters) up to ``max_retry`` times.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import random
+import re
 import shutil
+import threading
+import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 
 STUDY_DB = "study.db"
 ARTIFACT_DIR = "artifacts"
+JOURNAL_SCHEME = "journal://"
+JOURNAL_SUFFIX = ".log"
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_MAX_RETRY = 3
+# Per process: the main thread and the heartbeat thread hold at most two connections at once;
+# a few spare ones, and connections are checked (pre-ping) and renewed before servers or
+# firewalls drop them when idle.
+POOL_SETTINGS = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4, "pool_recycle": 300,
+                 "pool_timeout": 30}
+_SERVER_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+# The driver argument bounding how long one connection attempt may take, by SQLAlchemy driver.
+_CONNECT_TIMEOUT_ARG = {"psycopg2": "connect_timeout", "psycopg": "connect_timeout",
+                        "pg8000": "timeout", "pymysql": "connect_timeout",
+                        "mysqldb": "connect_timeout", "mysqlconnector": "connection_timeout"}
+_SCHEMA_ATTEMPTS = 4
+_ALTERNATIVES = ("a PostgreSQL or MySQL server (storage='postgresql://...' or "
+                 "'mysql+pymysql://...') or a journal file (storage='journal:///path/study.log')")
+
+
+class StorageConnectionError(ConnectionError):
+    """The storage's database server cannot be reached (or refuses the connection)."""
+
+
+class SQLiteConcurrencyWarning(UserWarning):
+    """A SQLite study is used by several processes at once."""
 
 
 def project_dir(directory: str | os.PathLike | None, project_name: str) -> Path:
@@ -23,36 +76,293 @@ def default_storage_url(project: Path) -> str:
     return f"sqlite:///{(project / STUDY_DB).resolve()}"
 
 
-def make_storage(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
-    """An Optuna storage from a URL (or a storage, returned as is)."""
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for error messages and logs)."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"(://[^:/@]*):.*@", r"\1:***@", url)
+
+
+def is_journal_url(storage: Any) -> bool:
+    """Whether ``storage`` is a journal file URL (``journal:///...`` or a path ending in .log)."""
+    return isinstance(storage, str) and (
+        storage.startswith(JOURNAL_SCHEME)
+        or ("://" not in storage and storage.endswith(JOURNAL_SUFFIX))
+    )
+
+
+def is_sqlite(storage: Any) -> bool:
+    """Whether ``storage`` (a URL or a storage) is a SQLite database."""
+    if isinstance(storage, optuna.storages._CachedStorage):
+        storage = storage._backend
+    url = storage if isinstance(storage, str) else getattr(storage, "url", None)
+    return isinstance(url, str) and url.startswith("sqlite")
+
+
+def warn_sqlite_concurrency(reason: str) -> None:
+    """Warn that SQLite is shared by several processes, naming the alternatives."""
+    warnings.warn(
+        f"{reason} SQLite locks the whole database for every write, so concurrent workers wait "
+        f"for each other or fail with 'database is locked'. Use {_ALTERNATIVES} instead; see "
+        "docs/distributed.md.",
+        SQLiteConcurrencyWarning,
+        stacklevel=3,
+    )
+
+
+def make_storage(
+    storage: str | optuna.storages.BaseStorage,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retry: int = DEFAULT_MAX_RETRY,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    engine_kwargs: dict[str, Any] | None = None,
+) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL (or a storage, returned as is).
+
+    Args:
+        storage: A storage URL (see the module docstring) or an Optuna storage.
+        heartbeat_interval: Seconds between heartbeats of a running trial (RDB storages); None
+            (default) records none, so crashed trials stay RUNNING.
+        grace_period: Seconds without a heartbeat after which a running trial is failed;
+            default ``2 * heartbeat_interval``.
+        max_retry: Times a trial failed for a missing heartbeat is queued again with the same
+            parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``); used with heartbeats.
+        connect_timeout: Seconds a database server may take to accept a connection; an
+            unreachable server raises :class:`StorageConnectionError` after about this long.
+        engine_kwargs: Extra ``sqlalchemy.create_engine`` arguments (override the pool
+            settings).
+
+    Raises:
+        ValueError: A malformed URL or argument.
+        StorageConnectionError: The database server cannot be reached.
+    """
+    _check_heartbeat_args(heartbeat_interval, grace_period, max_retry)
+    if not isinstance(connect_timeout, (int, float)) or isinstance(connect_timeout, bool) or not (
+        0 < connect_timeout < math.inf
+    ):
+        raise ValueError(f"connect_timeout={connect_timeout!r}; expected a number of seconds > 0.")
     if not isinstance(storage, str):
+        if not isinstance(storage, optuna.storages.BaseStorage):
+            raise ValueError(
+                f"storage={storage!r}; expected an Optuna storage URL or an optuna storage object."
+            )
+        if heartbeat_interval is not None:
+            raise ValueError(
+                f"heartbeat_interval={heartbeat_interval!r} with a storage object: configure "
+                "heartbeats on the object itself (optuna.storages.RDBStorage(url, "
+                "heartbeat_interval=..., grace_period=..., heartbeat_stale_trial_callback=...)) "
+                "or pass the storage as a URL."
+            )
         return storage
+    if is_journal_url(storage):
+        return _journal_storage(storage, heartbeat_interval)
     if "://" not in storage:
         raise ValueError(
             f"storage={storage!r}; expected an Optuna storage URL such as "
-            "'sqlite:///path/study.db', 'postgresql://user@host/db' or "
-            "'mysql+pymysql://user@host/db', or an optuna storage object."
+            "'sqlite:///path/study.db', 'postgresql://user@host/db', "
+            "'mysql+pymysql://user@host/db' or 'journal:///path/study.log' (or a path ending in "
+            "'.log'), or an optuna storage object."
         )
-    engine_kwargs = {} if storage.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+    return _rdb_storage(storage, heartbeat_interval, grace_period, max_retry, connect_timeout,
+                        engine_kwargs or {})
+
+
+def _check_heartbeat_args(heartbeat_interval, grace_period, max_retry) -> None:
+    from optuna_keras_hpo._validation import check_int
+
+    check_int("heartbeat_interval", heartbeat_interval, minimum=1, allow_none=True)
+    check_int("grace_period", grace_period, minimum=1, allow_none=True)
+    check_int("max_retry", max_retry, minimum=0)
+    if grace_period is not None:
+        if heartbeat_interval is None:
+            raise ValueError(
+                f"grace_period={grace_period!r} without heartbeat_interval; expected "
+                "heartbeat_interval too (the grace period counts from the last heartbeat)."
+            )
+        if grace_period <= heartbeat_interval:
+            raise ValueError(
+                f"grace_period={grace_period!r}; expected more than heartbeat_interval="
+                f"{heartbeat_interval!r}, or live trials would be failed between two heartbeats."
+            )
+
+
+def _journal_storage(storage: str, heartbeat_interval: int | None) -> optuna.storages.BaseStorage:
+    if storage.startswith(JOURNAL_SCHEME):
+        if not storage.startswith(JOURNAL_SCHEME + "/") or len(storage) <= len(JOURNAL_SCHEME) + 1:
+            raise ValueError(
+                f"storage={storage!r}; expected 'journal:///relative/path.log' or "
+                "'journal:////absolute/path.log' (three slashes, then the file's path)."
+            )
+        path = Path(storage[len(JOURNAL_SCHEME) + 1:])
+    else:
+        path = Path(storage)
+    if heartbeat_interval is not None:
+        raise ValueError(
+            f"heartbeat_interval={heartbeat_interval!r} with storage={storage!r}: Optuna's "
+            "JournalStorage records no heartbeats, so crashed trials cannot be detected there; "
+            "use an RDB storage (PostgreSQL, MySQL, SQLite) for heartbeats, or no "
+            "heartbeat_interval."
+        )
+    if path.is_dir() or not path.parent.is_dir():
+        raise ValueError(
+            f"storage={storage!r}; expected a journal file path whose directory exists "
+            f"({str(path.parent)!r} {'is a file path' if path.is_dir() else 'does not exist'})."
+        )
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _rdb_storage(url, heartbeat_interval, grace_period, max_retry, connect_timeout,
+                 engine_kwargs) -> optuna.storages.RDBStorage:
+    import sqlalchemy
+
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except Exception as error:
+        raise ValueError(
+            f"storage={mask_url(url)!r} is not a valid database URL ({error}); expected "
+            "dialect[+driver]://user:password@host:port/database, e.g. "
+            "'postgresql://user@127.0.0.1:5432/optuna'."
+        ) from None
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend in _SERVER_NAMES:
+        kwargs.update(POOL_SETTINGS)
+        timeout_arg = _CONNECT_TIMEOUT_ARG.get(parsed.get_driver_name())
+        given = {**parsed.query, **engine_kwargs.get("connect_args", {})}
+        if timeout_arg and timeout_arg not in given:
+            kwargs["connect_args"] = {timeout_arg: max(1, math.ceil(connect_timeout))}
+    elif backend == "sqlite":
+        _check_sqlite_path(url, parsed)
+    kwargs.update(engine_kwargs)
+    _probe(url, parsed, kwargs.get("connect_args", {}), connect_timeout)
+
+    callback = None
+    if heartbeat_interval is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=dict(kwargs), heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period, heartbeat_stale_trial_callback=callback,
+                )
+        except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as error:
+            # Workers starting together on a fresh database race to create Optuna's tables
+            # and its version row; the losers find them there on the next attempt.
+            if attempt + 1 == _SCHEMA_ATTEMPTS:
+                raise _connection_error(url, parsed, connect_timeout, error) from error
+            time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")
+
+
+def _check_sqlite_path(url: str, parsed) -> None:
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    directory = Path(database).parent
+    if not directory.is_dir():
+        raise ValueError(
+            f"storage={url!r}; expected a SQLite file in an existing directory, but "
+            f"{str(directory)!r} does not exist (sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db)."
+        )
+
+
+def _probe(url: str, parsed, connect_args: dict, connect_timeout: float) -> None:
+    """Connect once, in a daemon thread bounded by ``connect_timeout`` (plus a second): some
+    drivers wait without limit for a server that accepts the TCP connection but never answers
+    (PyMySQL reads the server's greeting without a timeout)."""
+    import sqlalchemy
+
+    outcome: dict[str, BaseException] = {}
+
+    def connect() -> None:
+        try:
+            engine = sqlalchemy.create_engine(
+                url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args
+            )
+            try:
+                with engine.connect():
+                    pass
+            finally:
+                engine.dispose()
+        except BaseException as error:  # reported to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=connect, name="okh-storage-probe", daemon=True)
+    thread.start()
+    thread.join(connect_timeout + 1.0)
+    if thread.is_alive():
+        raise _connection_error(url, parsed, connect_timeout, None)
+    error = outcome.get("error")
+    if error is None:
+        return
+    if isinstance(error, sqlalchemy.exc.NoSuchModuleError):
+        raise ValueError(
+            f"storage={mask_url(url)!r}: unknown database {parsed.drivername!r}; expected "
+            "'sqlite:///...', 'postgresql://...' or 'mysql+pymysql://...' (or "
+            "'journal:///path.log')."
+        ) from None
+    if isinstance(error, ImportError):
+        package = {"psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}.get(
+            error.name, error.name or "the database driver")
+        raise ValueError(
+            f"storage={mask_url(url)!r}: its database driver is not installed ({error}); "
+            f"expected `pip install {package}`."
+        ) from error
+    if isinstance(error, sqlalchemy.exc.DBAPIError):
+        if parsed.get_backend_name() == "sqlite":
+            raise ValueError(
+                f"storage={url!r}: SQLite cannot open the database "
+                f"({getattr(error, 'orig', error)}); expected a writable file path."
+            ) from error
+        raise _connection_error(url, parsed, connect_timeout, error) from error
+    raise error
+
+
+def _connection_error(url: str, parsed, timeout: float, error: BaseException | None):
+    server = _SERVER_NAMES.get(parsed.get_backend_name(), parsed.get_backend_name())
+    where = f"{parsed.host or 'localhost'}" + (f":{parsed.port}" if parsed.port else "")
+    if error is None:
+        cause = f"no answer within {timeout:g} s"
+    else:
+        cause = " ".join(str(getattr(error, "orig", None) or error).split())
+    return StorageConnectionError(
+        f"storage={mask_url(url)!r}: cannot connect to the {server} server at {where} ({cause}). "
+        f"Expected a running {server} server there that accepts user {parsed.username!r} for "
+        f"database {parsed.database!r}; check the host, port, credentials and that the database "
+        "exists."
+    )
 
 
 def open_study(
     storage: optuna.storages.BaseStorage,
     study_name: str,
-    direction: str,
-    overwrite: bool,
+    direction: str | None,
+    overwrite: bool = False,
 ) -> optuna.Study:
-    """Create the study, or load it to resume (after deleting it when ``overwrite``)."""
+    """Create the study, or load it to resume or to join other workers (after deleting it when
+    ``overwrite``). ``direction=None`` takes an existing study's direction (else minimize)."""
     if overwrite:
         try:
             optuna.delete_study(study_name=study_name, storage=storage)
         except KeyError:
             pass
     study = optuna.create_study(
-        storage=storage, study_name=study_name, direction=direction, load_if_exists=True
+        storage=storage, study_name=study_name, direction=direction or "minimize",
+        load_if_exists=True,
     )
-    if study.direction.name.lower() != direction:
+    if direction is not None and study.direction.name.lower() != direction:
         raise ValueError(
             f"study_name={study_name!r} already exists in this storage with direction "
             f"{study.direction.name.lower()!r}, but the objective asks for {direction!r}; "

@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_keras_hpo import distributed
 from optuna_keras_hpo import storage as storage_lib
 from optuna_keras_hpo._validation import check_int
 from optuna_keras_hpo.hypermodel import HyperModel, as_hypermodel
@@ -46,7 +48,7 @@ _STATUS = {
     TrialState.RUNNING: "RUNNING",
     TrialState.WAITING: "IDLE",
 }
-_FINISHED_OR_RUNNING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class FatalError(RuntimeError):
@@ -175,9 +177,19 @@ class Tuner:
         max_trials: Trials to finish in the study, counting earlier runs and other workers.
         sampler: An Optuna sampler; default: the strategy's.
         pruner: An Optuna pruner; default: the strategy's (none, as KerasTuner, except Hyperband).
-        storage: An Optuna storage or URL; default SQLite at
-            ``{directory}/{project_name}/study.db``.
+        storage: An Optuna storage or URL (``postgresql://...``, ``mysql+pymysql://...``,
+            ``journal:///path/study.log``, ...; see :func:`optuna_keras_hpo.storage.make_storage`);
+            default SQLite at ``{directory}/{project_name}/study.db``. Several processes that
+            construct a tuner with the same ``storage`` and ``study_name`` (and
+            ``overwrite=False``) share the study and its ``max_trials``: KerasTuner's chief/worker
+            mode without a chief (see docs/distributed.md).
         study_name: Default ``project_name``.
+        heartbeat_interval: Seconds between heartbeats of a running trial (database storages
+            given as a URL). With it, a trial whose process died is marked FAIL after
+            ``grace_period`` seconds without a heartbeat and run again (same hyperparameters) by
+            the next worker, up to ``max_retry`` times. Default None: no heartbeats.
+        grace_period: Default ``2 * heartbeat_interval``.
+        max_retry: Times a dead worker's trial is run again (default 3; used with heartbeats).
         artifact_store: Where trained models go (an Optuna artifact store); default a
             ``FileSystemArtifactStore`` at ``{directory}/{project_name}/artifacts``.
         hyperparameters: A :class:`HyperParameters` overriding declarations (``Fixed`` values, or
@@ -206,6 +218,9 @@ class Tuner:
         pruner: optuna.pruners.BasePruner | None = None,
         storage: str | optuna.storages.BaseStorage | None = None,
         study_name: str | None = None,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        max_retry: int = storage_lib.DEFAULT_MAX_RETRY,
         artifact_store: Any = None,
         hyperparameters: HyperParameters | None = None,
         tune_new_entries: bool = True,
@@ -264,6 +279,15 @@ class Tuner:
         self._predeclared = hyperparameters.copy() if hyperparameters else HyperParameters()
         self._user_sampler = sampler
 
+        if storage is None and os.environ.get("KERASTUNER_ORACLE_IP"):
+            warnings.warn(
+                "KERASTUNER_ORACLE_IP is set, but there is no chief here: every process that "
+                "constructs a tuner with the same storage= (a PostgreSQL/MySQL URL) and "
+                "study_name= shares one study. Without storage=, this process searches alone in "
+                "its local SQLite study; see docs/distributed.md.",
+                UserWarning,
+                stacklevel=2,
+            )
         self.project_name = project_name or "untitled_project"
         self.directory = str(directory or ".")
         self.project_dir = str(storage_lib.project_dir(directory, self.project_name))
@@ -273,8 +297,10 @@ class Tuner:
             Path(self.project_dir).mkdir(parents=True, exist_ok=True)
             storage = storage_lib.default_storage_url(Path(self.project_dir))
         self.study_name = study_name or self.project_name
+        self._sqlite = storage_lib.is_sqlite(storage)
         self.study = storage_lib.open_study(
-            storage_lib.make_storage(storage),
+            storage_lib.make_storage(storage, heartbeat_interval=heartbeat_interval,
+                                     grace_period=grace_period, max_retry=max_retry),
             self.study_name,
             "minimize" if isinstance(self.objective, DefaultObjective)
             else self.objective.optuna_direction,
@@ -429,44 +455,61 @@ class Tuner:
             self._populate_space(fit_args, fit_kwargs)
         if self._user_sampler is None:
             self.study.sampler = self._default_sampler()
-        budget = self._trial_budget()
+        budget = distributed.TrialBudget(self._trial_budget(), _FINISHED,
+                                         unique_points=self._unique_points())
         failures = 0
         start = time.monotonic()
         optuna_verbosity = optuna.logging.get_verbosity()
         if verbose:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+        def run_one() -> bool:
+            nonlocal failures
+            try:
+                self.study.optimize(
+                    lambda t: self._objective(t, fit_args, fit_kwargs, budget), n_trials=1
+                )
+                failures = 0
+            except distributed.TrialNotRun:
+                return False  # other workers took the budget (or the grid point) first
+            except FatalError:
+                raise
+            except _OversizedModel:
+                pass  # recorded FAIL; not a crash, so not counted as one
+            except Exception as error:  # recorded FAIL by Optuna; the search goes on
+                failures += 1
+                limit = self.max_consecutive_failed_trials
+                if limit is not None and failures >= limit:
+                    raise RuntimeError(
+                        f"{failures} consecutive trials failed (max_consecutive_failed_trials="
+                        f"{limit}). The last one failed with {type(error).__name__}: {error}"
+                    ) from error
+            if verbose:
+                self._report_trial(start)
+            self.on_trial_end(self._view(self.study.trials[self._last_trial_number]))
+            return True
+
         try:
-            while (budget is None or self._n_counted() < budget) and not self._search_exhausted():
-                try:
-                    self.study.optimize(
-                        lambda t: self._objective(t, fit_args, fit_kwargs), n_trials=1
-                    )
-                    failures = 0
-                except FatalError:
-                    raise
-                except _OversizedModel:
-                    pass  # recorded FAIL; not a crash, so not counted as one
-                except Exception as error:  # recorded FAIL by Optuna; the search goes on
-                    failures += 1
-                    limit = self.max_consecutive_failed_trials
-                    if limit is not None and failures >= limit:
-                        raise RuntimeError(
-                            f"{failures} consecutive trials failed (max_consecutive_failed_trials="
-                            f"{limit}). The last one failed with {type(error).__name__}: {error}"
-                        ) from error
-                if verbose:
-                    self._report_trial(start)
+            distributed.run_until_budget(
+                self.study, run_one, budget, exhausted=self._search_exhausted,
+                sqlite=self._sqlite,
+            )
         finally:
             optuna.logging.set_verbosity(optuna_verbosity)
 
-    def _n_counted(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=_FINISHED_OR_RUNNING))
-
-    def _search_exhausted(self) -> bool:
+    def _unique_points(self) -> bool:
+        """Whether each configuration is run once at most (a grid)."""
         return False
 
-    def _objective(self, trial: optuna.Trial, fit_args: tuple, fit_kwargs: dict) -> float:
+    def _search_exhausted(self, trials: list[FrozenTrial]) -> bool:
+        """Whether no new configuration is left to start (given the study's trials)."""
+        return False
+
+    def _objective(self, trial: optuna.Trial, fit_args: tuple, fit_kwargs: dict,
+                   budget: distributed.TrialBudget | None = None) -> float:
         self._last_trial_number = trial.number
+        if budget is not None:
+            budget.admit(self.study, trial)
         for attempt in range(self.max_retries_per_trial + 1):
             context = TrialContext(trial, self._trial_hp(trial), self._id_width())
             try:
@@ -526,6 +569,10 @@ class Tuner:
                 artifact_store=self.artifact_store, file_path=path, study_or_trial=trial
             )
         trial.set_user_attr(MODEL_ATTR, artifact_id)
+
+    def on_trial_end(self, trial: Trial) -> None:
+        """Called after each trial this process ran (any state), as KerasTuner's hook; override
+        (or assign) to follow progress."""
 
     def _report_trial(self, start: float) -> None:
         last = self.study.trials[self._last_trial_number]

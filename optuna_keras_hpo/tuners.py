@@ -6,9 +6,9 @@ import math
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from optuna_keras_hpo._validation import check_int
+from optuna_keras_hpo.distributed import DistributedGridSampler, refused
 from optuna_keras_hpo.hyperparameters import Fixed
 from optuna_keras_hpo.pruning import hyperband_pruner
 from optuna_keras_hpo.samplers import (
@@ -87,7 +87,10 @@ class GridSearch(Tuner):
     combined only with the parent values that activate it: such grids are enqueued point by
     point (``study.enqueue_trial``) since ``GridSampler`` takes only full products.
     ``max_trials=None`` (the default) runs the whole grid; a smaller number runs that many
-    points. A point whose trial failed is not run again.
+    points. A point whose trial failed is not run again. Several processes may search one grid
+    (same ``storage`` and ``study_name``): each point is run by one of them, and the trial of a
+    dead worker (with heartbeats) is retried on its own point
+    (:class:`~optuna_keras_hpo.distributed.DistributedGridSampler`).
     """
 
     def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None,
@@ -111,11 +114,17 @@ class GridSearch(Tuner):
     def _fixed_values(self) -> dict[str, Any]:
         return {hp.name: hp.value for hp in self._predeclared.space if isinstance(hp, Fixed)}
 
+    def _conditional(self) -> bool:
+        return any(hp.conditions for hp in self._tuned_space())
+
     def _default_sampler(self) -> optuna.samplers.BaseSampler:
-        if any(hp.conditions for hp in self._tuned_space()):
+        if self._conditional():
             for point in self.grid_points():
                 self.study.enqueue_trial(point, skip_if_exists=True)
-        return optuna.samplers.GridSampler(self.grid(), seed=self.seed)
+        return DistributedGridSampler(self.grid(), seed=self.seed)
+
+    def _unique_points(self) -> bool:
+        return True
 
     def _trial_budget(self) -> int | None:
         size = len(self.grid_points()) if self.hyperparameters.space else None
@@ -123,12 +132,17 @@ class GridSearch(Tuner):
             return size
         return self.max_trials if size is None else min(self.max_trials, size)
 
-    def _search_exhausted(self) -> bool:
-        finished = self.study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        )
-        visited = {frozenset(t.params.items()) for t in finished}
-        return all(frozenset(p.items()) in visited for p in self.grid_points())
+    def _search_exhausted(self, trials: list[optuna.trial.FrozenTrial]) -> bool:
+        """Every point is taken by a trial: finished (failed ones too), running or queued."""
+        sampler = self.study.sampler
+        if isinstance(sampler, DistributedGridSampler) and not self._conditional():
+            return not sampler.free_grid_ids(trials)
+        taken = set()
+        for t in trials:
+            if not refused(t):
+                taken.add(frozenset(t.params.items()))
+                taken.add(frozenset(t.system_attrs.get("fixed_params", {}).items()))
+        return all(frozenset(p.items()) in taken for p in self.grid_points())
 
 
 class Hyperband(Tuner):

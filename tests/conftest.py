@@ -5,6 +5,38 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# Database servers for tests of storage=: PostgreSQL and MariaDB on loopback. Under CI=true a
+# missing server fails these tests; elsewhere they skip with the reason.
+SERVERS = {
+    "postgresql": os.environ.get(
+        "OKH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"),
+    "mysql": os.environ.get("OKH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+
+
+def reachable_server(kind: str) -> str:
+    """The URL of a running server of that kind; skips the test (fails it under CI) if none."""
+    import sqlalchemy
+
+    url = SERVERS[kind]
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as error:  # no server here
+        message = f"{kind} server at {url} unreachable: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def server_url(request):
+    """Each database server in turn."""
+    return reachable_server(request.param)
+
 
 @pytest.fixture(scope="session")
 def tiny_data():

@@ -3,39 +3,15 @@
 Under CI=true a missing server fails these tests; elsewhere they skip with the reason.
 """
 
-import os
 import uuid
 
 import optuna
 import pytest
-import sqlalchemy
 from optuna.trial import TrialState
 
 import optuna_keras_hpo.keras_tuner as kt
 from optuna_keras_hpo.storage import make_storage
 from tests.conftest import build_tiny
-
-SERVERS = {
-    "postgresql": os.environ.get(
-        "OKH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"),
-    "mysql": os.environ.get("OKH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-}
-
-
-@pytest.fixture(params=sorted(SERVERS))
-def server_url(request):
-    url = SERVERS[request.param]
-    try:
-        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as error:  # no server here
-        message = f"{request.param} server at {url} unreachable: {error}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return url
 
 
 def test_search_into_a_database_server(server_url, tiny_data, tmp_path):

@@ -139,6 +139,7 @@ def test_grid_search_includes_hyperparameters_declared_in_fit(tiny_data, tmp_pat
 
 def test_hyperband_prunes_with_epochs_as_resource(tiny_data, tmp_path):
     x, y, xv, yv = tiny_data
+    keras.utils.set_random_seed(0)  # the same learning curves every run, so the same pruning
     tuner = kt.Hyperband(build_tiny, objective="val_loss", max_epochs=9, factor=3,
                          directory=tmp_path, project_name="hb", overwrite=True, seed=0,
                          max_trials=8)
