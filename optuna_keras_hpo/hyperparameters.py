@@ -436,10 +436,10 @@ class HyperParameters:
             return self._retrieve(Fixed(self._full_name(name), value, self._conditions))
 
     def _retrieve(self, hp: HyperParameter) -> Any:
+        if hp.name not in self._hps:
+            self._hps[hp.name] = hp  # declared even when its value was set beforehand
         if hp.name in self.values:
             return self.values[hp.name]
-        if hp.name not in self._hps:
-            self._hps[hp.name] = hp
         if not hp.is_active(self.values):
             return None
         value = self._value_for(hp)

@@ -218,3 +218,15 @@ def test_keras_tuner_agrees_where_its_code_follows_its_docs():
             "n", ours.min_value, ours.max_value, step=ours.step, sampling=ours.sampling
         )
         assert sorted(kt_hp.space[0].values) == ours.grid_values()
+
+
+def test_a_value_set_beforehand_still_declares_the_hyperparameter():
+    """KerasTuner registers a declaration whose value is already in ``values``; so a
+    conditional scope on it works (the tuner forces parent values to explore branches)."""
+    hp = HyperParameters()
+    hp.values["optimizer"] = "lion"
+    assert hp.Choice("optimizer", ["adam", "lion"]) == "lion"
+    with hp.conditional_scope("optimizer", ["lion"]):
+        assert hp.Float("beta", 0.8, 0.9) == 0.8
+    assert [h.name for h in hp.space] == ["optimizer", "beta"]
+    assert hp.space[1].conditions[0].parent_name == "optimizer"
