@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) examples/fraud_bayesian_optimization.py --quick
+	$(PY) -m optuna_keras_hpo compare --quick
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q

@@ -2,13 +2,16 @@
 
 ::
 
+    optuna-keras-hpo compare [--quick | --full] [--strategies gp-ei,...,grid] [--output DIR]
+    optuna-keras-hpo report [--output DIR] [--storage URL]
     optuna-keras-hpo worker --storage URL --study NAME --objective module:function --max-trials N
     optuna-keras-hpo dashboard --storage URL [--host 127.0.0.1] [--port 8080] [--artifact-dir DIR]
 
 Adding a subcommand: write ``add_<name>_parser(subparsers)``, which creates the subcommand's
 parser and sets its ``run`` default to a function ``run_<name>(args) -> exit code``, and append
 it to :data:`SUBCOMMANDS`. A ``run_*`` function reports a user's mistake by raising
-``ValueError`` (or ``ConnectionError``): :func:`main` prints it and exits with status 2.
+``ValueError`` (or ``FileNotFoundError``, ``ConnectionError``): :func:`main` prints it and
+exits with status 2.
 """
 
 from __future__ import annotations
@@ -309,8 +312,97 @@ def default_artifact_dir(storage: str) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+# -- compare and report ------------------------------------------------------------------------
+def add_compare_parser(subparsers: argparse._SubParsersAction) -> None:
+    from optuna_keras_hpo.compare import STRATEGIES
+
+    parser = subparsers.add_parser(
+        "compare",
+        help="run the fraud-detection study with several search strategies and write a report",
+        description=(
+            "The article's experiment: tune the fraud-detection Keras model with each strategy "
+            "(GP-EI, GP-PI, GP-UCB, TPE, random, the article's grid), each as its own study in "
+            "one storage, then evaluate each strategy's best model on the test split and write "
+            "report.md / report.html with plots into --output. --quick (default) takes a few "
+            "minutes on two cores; --full uses the article's budgets (hours)."
+        ),
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="small data, short training, a small grid (default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="the article's budgets: 10,000 rows, 50-200 epochs, its "
+                           "1,458-point grid")
+    parser.set_defaults(mode="quick")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help=f"comma-separated, from {','.join(STRATEGIES)} (default all)")
+    parser.add_argument("--objective", default="recall",
+                        help="recall (the article's), pr_auc, fbeta or recall_at_precision")
+    parser.add_argument("--precision-floor", type=float, default=0.5,
+                        help="for recall_at_precision: validation precision >= this")
+    parser.add_argument("--trials", type=_int_at_least(1), default=None,
+                        help="trials per strategy (default: the mode's)")
+    parser.add_argument("--grid-budget", type=_int_at_least(1), default=None,
+                        help="grid points to run (default: the whole grid)")
+    parser.add_argument("--no-pruning", dest="pruning", action="store_false",
+                        help="train every trial to the end (default: Optuna's MedianPruner)")
+    parser.add_argument("--data", default=None, help="a CSV file of your own (with --target)")
+    parser.add_argument("--target", default=None, help="the CSV's binary target column")
+    parser.add_argument("--rows", type=_int_at_least(10), default=None,
+                        help="rows of synthetic data (default: the mode's)")
+    parser.add_argument("--storage", default=None,
+                        help="storage URL (default: SQLite at OUTPUT/studies.db)")
+    parser.add_argument("--output", default="results/compare", help="report directory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sklearn-baseline", action="store_true",
+                        help="also run the article's GridSearchCV + scikeras baseline (cv=3)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.set_defaults(run=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from optuna_keras_hpo.compare import CompareConfig, compare, summary_table
+
+    config = CompareConfig(
+        mode=args.mode, output=args.output, storage=args.storage,
+        strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+        objective=args.objective, precision_floor=args.precision_floor, trials=args.trials,
+        grid_budget=args.grid_budget, pruning=args.pruning,
+        pruning_reference=("gp-ei",) if args.pruning and "gp-ei" in args.strategies else (),
+        data=args.data, target=args.target, rows=args.rows, seed=args.seed,
+        sklearn_baseline=args.sklearn_baseline, progress=args.progress,
+    )
+    report = compare(config)
+    print(summary_table(report))
+    print(f"\nReport: {report} (and {report.with_suffix('.html')})")
+    return 0
+
+
+def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report", help="write the comparison report again from the studies",
+        description="Rewrite report.md / report.html and the plots of a compare run from its "
+                    "studies (the storage is the only source of the numbers).",
+    )
+    parser.add_argument("--output", default="results/compare",
+                        help="the compare run's directory (holds compare.json)")
+    parser.add_argument("--storage", default=None,
+                        help="storage URL (default: the one recorded by the compare run)")
+    parser.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from optuna_keras_hpo.compare import rewrite_report
+
+    report = rewrite_report(args.output, args.storage)
+    print(f"Report: {report}")
+    return 0
+
+
 # -- the parser ---------------------------------------------------------------------------------
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_compare_parser,
+    add_report_parser,
     add_worker_parser,
     add_dashboard_parser,
 ]
@@ -334,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s] %(message)s")
     try:
         return args.run(args)
-    except (ValueError, ConnectionError, WorkerFailed) as error:
+    except (ValueError, FileNotFoundError, ConnectionError, WorkerFailed) as error:
         print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 1 if isinstance(error, WorkerFailed) else 2
 

@@ -252,10 +252,13 @@ def _rdb_storage(url, heartbeat_interval, grace_period, max_retry, connect_timeo
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     url, engine_kwargs=dict(kwargs), heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period, heartbeat_stale_trial_callback=callback,
                 )
+            if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                _fast_sqlite(storage.engine)
+            return storage
         except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as error:
             # Workers starting together on a fresh database race to create Optuna's tables
             # and its version row; the losers find them there on the next attempt.
@@ -263,6 +266,27 @@ def _rdb_storage(url, heartbeat_interval, grace_period, max_retry, connect_timeo
                 raise _connection_error(url, parsed, connect_timeout, error) from error
             time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")
+
+
+def _fast_sqlite(engine) -> None:
+    """Write-ahead logging with ``synchronous=NORMAL`` on every connection of a SQLite file.
+
+    SQLite's default (a rollback journal, fsync at every commit) made each of the ~30 writes of a
+    trial cost 16-24 ms here; with WAL they cost under 1 ms, and readers (the dashboard, other
+    processes) no longer block the writer. A commit stays atomic and the database consistent
+    after a crash of the process; a power cut can lose the last commits. WAL needs the database
+    on a local disk (not a network file system: use PostgreSQL, MySQL or a journal file there).
+    """
+    import sqlalchemy
+
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sqlalchemy.event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened while Optuna created its tables get the pragmas too
 
 
 def _check_sqlite_path(url: str, parsed) -> None:

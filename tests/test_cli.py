@@ -38,9 +38,11 @@ def test_the_console_script_lists_its_subcommands():
     script = Path(sys.executable).with_name("optuna-keras-hpo")
     assert script.exists(), "pip install -e . installs the console script"
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
-    assert "worker" in out.stdout and "dashboard" in out.stdout
+    for name in ("compare", "report", "worker", "dashboard"):
+        assert name in out.stdout
     names = {add.__name__ for add in cli.SUBCOMMANDS}
-    assert names == {"add_worker_parser", "add_dashboard_parser"}
+    assert names == {"add_compare_parser", "add_report_parser", "add_worker_parser",
+                     "add_dashboard_parser"}
 
 
 def test_a_sqlite_worker_warns_and_runs_the_budget(tmp_path):

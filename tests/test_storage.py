@@ -33,3 +33,15 @@ def test_search_into_a_database_server(server_url, tiny_data, tmp_path):
 def test_storage_must_be_a_url():
     with pytest.raises(ValueError, match="storage='study.db'; expected an Optuna storage URL"):
         make_storage("study.db")
+
+
+def test_sqlite_files_use_write_ahead_logging(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "study.db"
+    storage = make_storage(f"sqlite:///{path}")
+    study = optuna.create_study(storage=storage, study_name="wal")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert len(optuna.load_study(study_name="wal", storage=f"sqlite:///{path}").trials) == 2

@@ -1,0 +1,125 @@
+"""The strategy comparison: real studies in SQLite, a report traceable to them."""
+
+import math
+import re
+
+import optuna
+import pytest
+
+from optuna_keras_hpo.compare import (
+    RESULT_ATTR,
+    CompareConfig,
+    compare,
+    summarise,
+    trials_to_reach,
+)
+
+
+def _table(report: str) -> dict[str, list[str]]:
+    lines = [ln for ln in report.splitlines() if ln.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == len(header) and cells[0] != header[0]:
+            rows.setdefault(cells[0], cells)
+        else:
+            break
+    return {"header": header, **rows}
+
+
+def test_compare_writes_a_report_traceable_to_the_studies(tmp_path):
+    config = CompareConfig(
+        mode="quick", output=str(tmp_path), strategies=("gp-ei", "random", "grid"),
+        trials=3, grid_budget=3, rows=600, progress=False, seed=1,
+    )
+    report = compare(config)
+    text = report.read_text()
+    for name in ("report.html", "best_vs_trials.png", "best_vs_time.png",
+                 "recall_precision.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    storage = f"sqlite:///{tmp_path}/studies.db"
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    # Every strategy, plus GP-EI again without pruning (the pruning reference).
+    assert sorted(names) == sorted(["fraud-recall-gp-ei", "fraud-recall-random",
+                                    "fraud-recall-grid", "fraud-recall-gp-ei-nopruning"])
+    table = _table(text)
+    header = table["header"]
+    for strategy, study_name in (("gp-ei", "fraud-recall-gp-ei"),
+                                 ("random", "fraud-recall-random"),
+                                 ("grid", "fraud-recall-grid")):
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        finished = [t for t in study.trials if t.state.is_finished()]
+        assert len(finished) == 3
+        result = study.user_attrs[RESULT_ATTR]
+        row = table[strategy]
+        best = max(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+        assert float(row[header.index("best val_recall")]) == pytest.approx(best, rel=1e-3)
+        assert float(row[header.index("test recall")]) == pytest.approx(
+            result["test"]["recall"], rel=1e-3)
+        assert 0.0 <= result["test"]["precision"] <= 1.0
+        epochs = sum(len(t.intermediate_values) for t in study.trials)
+        assert int(row[header.index("epochs trained")]) == epochs
+    # The grid ran points of the article's grid space (Adam only, grid values).
+    grid = optuna.load_study(study_name="fraud-recall-grid", storage=storage)
+    assert all(t.params["learning_rate"] in (0.001, 0.0005, 0.0001) for t in grid.trials)
+    # "Trials to reach the grid's best" agrees with the studies.
+    grid_best = summarise(grid).best_value
+    gp = summarise(optuna.load_study(study_name="fraud-recall-gp-ei", storage=storage))
+    reached = trials_to_reach(gp.curve, grid_best)
+    cell = table["gp-ei"][header.index("trials to reach the grid's best")]
+    assert cell == (str(reached) if reached is not None else "not reached")
+    assert re.search(r"gp-ei (did \*\*not\*\* reach|reached it after)", text)
+    assert "pruning off" in text and "epochs saved" in text
+
+
+def test_trials_to_reach():
+    curve = [0.1, 0.5, 0.5, 0.8]
+    assert trials_to_reach(curve, 0.5) == 2
+    assert trials_to_reach(curve, 0.8) == 4
+    assert trials_to_reach(curve, 0.9) is None
+    assert trials_to_reach([-math.inf, 0.2], 0.1) == 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"strategies": ("gp-ei", "bogus")}, "strategies"),
+    ({"strategies": ()}, "strategies"),
+    ({"mode": "huge"}, "mode"),
+    ({"trials": 0}, "trials"),
+    ({"data": "x.csv"}, "target"),
+    ({"objective": "accuracy"}, "accuracy"),
+    ({"objective": "pareto"}, "one-objective"),
+    ({"pruning_reference": ("tpe",), "strategies": ("gp-ei",)}, "pruning_reference"),
+])
+def test_bad_configs_are_refused(kwargs, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        compare(CompareConfig(output=str(tmp_path), progress=False, **kwargs))
+
+
+def test_the_cli_reports_bad_data_inputs_by_name(tmp_path, capsys):
+    from optuna_keras_hpo import cli
+
+    missing = tmp_path / "nope.csv"
+    assert cli.main(["compare", "--data", str(missing), "--target", "fraud",
+                     "--output", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert str(missing) in capsys.readouterr().err
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b,label\n" + "\n".join(f"{i},{i % 3},{int(i % 7 == 0)}"
+                                              for i in range(60)))
+    assert cli.main(["compare", "--data", str(csv), "--target", "fraud",
+                     "--output", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "fraud" in err and "label" in err  # the missing column, and the columns there are
+
+
+def test_report_is_rewritten_from_the_studies_alone(tmp_path):
+    from optuna_keras_hpo import cli
+
+    out = tmp_path / "run"
+    assert cli.main(["compare", "--strategies", "random,grid", "--trials", "2",
+                     "--grid-budget", "2", "--rows", "400", "--output", str(out),
+                     "--no-progress", "--no-pruning"]) == 0
+    first = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    assert cli.main(["report", "--output", str(out)]) == 0
+    assert (out / "report.md").read_text() == first
