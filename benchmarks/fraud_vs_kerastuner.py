@@ -160,6 +160,17 @@ def warm_up(data, args) -> None:
     keras.backend.clear_session()
 
 
+def fixed_fit(hp, fix_fit: tuple[int, int] | None):
+    """``hp`` with epochs and batch size Fixed (``--fix-fit``), so that both tuners train the
+    same number of epochs per trial (EarlyStopping aside) and trial times compare the tuners,
+    not the training lengths their searches happened to choose; None when not fixed."""
+    if fix_fit is None:
+        return None
+    hp.Fixed("epochs", fix_fit[0])
+    hp.Fixed("batch_size", fix_fit[1])
+    return hp
+
+
 def run_kerastuner(data, args, directory: Path) -> Run:
     import keras_tuner
 
@@ -177,6 +188,7 @@ def run_kerastuner(data, args, directory: Path) -> Run:
         objective=keras_tuner.Objective("val_recall", direction="max"),
         max_trials=args.trials, num_initial_points=args.initial_points, seed=args.seed,
         directory=str(directory), project_name="kerastuner", overwrite=True,
+        hyperparameters=fixed_fit(keras_tuner.HyperParameters(), args.fix_fit),
     )
     run = Run("kerastuner")
     start = time.time()
@@ -203,6 +215,7 @@ def run_ours(data, args, directory: Path) -> Run:
         objective=kt.Objective("val_recall", direction="max"),
         max_trials=args.trials, num_initial_points=args.initial_points, seed=args.seed,
         directory=str(directory), project_name="ours", overwrite=True,
+        hyperparameters=fixed_fit(kt.HyperParameters(), args.fix_fit),
     )
     run = Run("ours")
     start = time.time()
@@ -308,8 +321,10 @@ def report(runs: dict[str, Run], args, data, command: str) -> str:
         "",
         f"Data: {data.describe()['source']}; {len(data.y_train)} training / {len(data.y_val)} "
         f"validation / {len(data.y_test)} test rows. Budget: {args.trials} trials, "
-        f"{args.initial_points} initial points, epochs Int {epochs[0]}..{epochs[1]} step "
-        f"{epochs[2]}, EarlyStopping patience {args.patience}, seed {args.seed}; objective "
+        f"{args.initial_points} initial points, "
+        + (f"epochs and batch size fixed at {args.fix_fit[0]} and {args.fix_fit[1]}"
+           if args.fix_fit else f"epochs Int {epochs[0]}..{epochs[1]} step {epochs[2]}")
+        + f", EarlyStopping patience {args.patience}, seed {args.seed}; objective "
         "val_recall (max). Ratio = optuna-keras-hpo / KerasTuner.",
         "",
         _table(["", LABELS["kerastuner"], LABELS["ours"], "ratio"], summary_rows(runs)),
@@ -349,6 +364,17 @@ def parse_epochs(text: str) -> tuple[int, int, int]:
     return values[0], values[1], values[2]
 
 
+def parse_fix_fit(text: str) -> tuple[int, int]:
+    try:
+        epochs, batch = (int(v) for v in text.split(","))
+    except ValueError:
+        epochs = batch = 0
+    if epochs < 1 or batch < 1:
+        raise argparse.ArgumentTypeError(
+            f"--fix-fit {text!r}; expected EPOCHS,BATCH_SIZE (e.g. 10,32)")
+    return epochs, batch
+
+
 def main(argv: list[str] | None = None) -> dict[str, Run]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=None, help="trials per tuner (15)")
@@ -358,6 +384,9 @@ def main(argv: list[str] | None = None) -> dict[str, Run]:
     parser.add_argument("--initial-points", type=int, default=None,
                         help="random/Sobol trials before the GP, both tuners (5)")
     parser.add_argument("--patience", type=int, default=10, help="EarlyStopping patience")
+    parser.add_argument("--fix-fit", type=parse_fix_fit, default=None, metavar="EPOCHS,BATCH",
+                        help="fix epochs and batch size for both tuners (e.g. 10,32), so per-trial "
+                             "times compare the tuners rather than the training lengths chosen")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2000 rows, 4 trials, 1-2 epochs, 2 initial points")

@@ -337,7 +337,8 @@ def add_compare_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES),
                         help=f"comma-separated, from {','.join(STRATEGIES)} (default all)")
     parser.add_argument("--objective", default="recall",
-                        help="recall (the article's), pr_auc, fbeta or recall_at_precision")
+                        help="recall (the article's), pr_auc, fbeta, recall_at_precision, or "
+                             "pareto (recall and precision, two objectives; with --no-pruning)")
     parser.add_argument("--precision-floor", type=float, default=0.5,
                         help="for recall_at_precision: validation precision >= this")
     parser.add_argument("--trials", type=_int_at_least(1), default=None,

@@ -42,6 +42,7 @@ STRATEGIES: dict[str, str] = {
 }
 NO_PRUNING_SUFFIX = "-nopruning"
 RESULT_ATTR = "compare"  # the study user attribute holding a strategy's result
+EPOCHS_ATTR = "epochs_trained"  # two-objective trials: epochs trained (no learning curve)
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,10 @@ class CompareConfig:
                 "target column) or neither (synthetic data)."
             )
         spec = fraud.objective_spec(self.objective, self.precision_floor)
-        if len(spec.metrics) > 1:
+        if len(spec.metrics) > 1 and self.pruning:
             raise ValueError(
-                f"objective={self.objective!r}: compare runs one-objective studies; choose "
-                "recall, pr_auc, fbeta or recall_at_precision."
+                f"objective={self.objective!r} with pruning=True: Optuna cannot prune "
+                "multi-objective trials; turn pruning off (--no-pruning)."
             )
 
     @property
@@ -231,8 +232,9 @@ def compare(config: CompareConfig) -> Path:
         for strategy, pruning in runs:
             name = study_name(prefix, strategy, pruning, with_reference)
             names.append(name)
-            _run_strategy(strategy, pruning, name, storage, data, mode, spec, config,
-                          grid_trials, progress)
+            run = _run_pareto_strategy if len(spec.metrics) > 1 else _run_strategy
+            run(strategy, pruning, name, storage, data, mode, spec, config, grid_trials,
+                progress)
     finally:
         progress.close()
     meta = {
@@ -291,6 +293,109 @@ def _run_strategy(strategy, pruning, name, storage, data, mode, spec, config, gr
                          best.number if best else None, mode.name,
                          grid_trials if strategy == "grid" else mode.trials)
     tuner.study.set_user_attr(RESULT_ATTR, asdict(result))
+
+
+def _run_pareto_strategy(strategy, pruning, name, storage, data, mode, spec, config,
+                         grid_trials, progress) -> None:
+    """One strategy on the two-objective study (validation recall and precision, both
+    maximised): a plain Optuna objective on the same hypermodel, since a KerasTuner objective is
+    one number. Each trial's model is scored on the test split at once (user attribute
+    ``test``): selection uses validation values only, and the report picks a front member."""
+    import keras
+
+    from optuna_keras_hpo.hyperparameters import HyperParameters, TrialHyperParameters
+
+    hypermodel = fraud.FraudHyperModel(
+        data, space="grid" if strategy == "grid" else "bayesian", epochs=mode.epochs,
+        grid=mode.grid, patience=mode.patience,
+    )
+    sampler = (optuna.samplers.GridSampler(mode.grid, seed=config.seed) if strategy == "grid"
+               else make_sampler(strategy, config.seed, mode.initial_points))
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except KeyError:
+        pass
+    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+                                directions=list(spec.directions))
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        hp = TrialHyperParameters(trial, HyperParameters())
+        keras.backend.clear_session(free_memory=False)
+        model = hypermodel.build(hp)
+        history = hypermodel.fit(hp, model, data.x_train, data.y_train,
+                                 validation_data=(data.x_val, data.y_val), verbose=0)
+        # The metrics of the model as trained (its last epoch), the one scored on test.
+        final = {k: float(v[-1]) for k, v in history.history.items()}
+        for key, value in final.items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr(HP_VALUES_ATTR, dict(hp.values))
+        trial.set_user_attr(EPOCHS_ATTR, len(history.history["loss"]))
+        trial.set_user_attr("test", fraud.evaluate_test(model, data))
+        return tuple(final[m] for m in spec.metrics)
+
+    budget = grid_trials if strategy == "grid" else mode.trials
+    progress.set_description(name)
+    start = time.monotonic()
+    study.optimize(objective, n_trials=budget, catch=(Exception,),
+                   callbacks=[lambda study, trial: progress.update(1)])
+    wall = time.monotonic() - start
+    result = StrategyRun(strategy, False, spec.name, " & ".join(spec.metrics), wall, None, None,
+                         mode.name, budget)
+    study.set_user_attr(RESULT_ATTR, asdict(result))
+
+
+def hypervolume(points: Sequence[tuple[float, float]]) -> float:
+    """The area dominated by ``points`` (both coordinates maximised) above (0, 0)."""
+    area, best_y = 0.0, 0.0
+    for x, y in sorted(((max(x, 0.0), max(y, 0.0)) for x, y in points), reverse=True):
+        if y > best_y:
+            area += x * (y - best_y)
+            best_y = y
+    return area
+
+
+def summarise_pareto(study: optuna.Study) -> StrategySummary:
+    """A two-objective strategy's row: the hypervolume of its front (recall x precision above
+    (0, 0)) as its score, and the front member with the best F1 as its representative model."""
+    result = study.user_attrs.get(RESULT_ATTR, {})
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    finished = [t for t in trials if t.state.is_finished()]
+    start = min((t.datetime_start for t in trials if t.datetime_start), default=None)
+    points, curve, times = [], [], []
+    for t in finished:
+        if t.state == TrialState.COMPLETE and t.values is not None:
+            points.append(tuple(t.values))
+        curve.append(hypervolume(points))
+        end = t.datetime_complete or t.datetime_start
+        times.append((end - start).total_seconds() if start and end else 0.0)
+    front = study.best_trials if points else []
+
+    def f1(t: FrozenTrial) -> float:
+        r, p = t.values
+        return 2 * r * p / (r + p) if r + p > 0 else 0.0
+
+    representative = max(front, key=f1) if front else None
+    return StrategySummary(
+        study=study.study_name,
+        strategy=result.get("strategy", study.study_name),
+        pruning=False,
+        best_value=curve[-1] if curve else None,
+        best_trial=representative.number if representative else None,
+        best_params=dict(representative.user_attrs.get(HP_VALUES_ATTR, representative.params))
+        if representative else {},
+        test=representative.user_attrs.get("test") if representative else None,
+        completed=sum(t.state == TrialState.COMPLETE for t in trials),
+        pruned=0,
+        failed=sum(t.state == TrialState.FAIL for t in trials),
+        epochs_trained=sum(int(t.user_attrs.get(EPOCHS_ATTR, 0)) for t in trials),
+        epochs_saved=0,
+        wall_seconds=float(result.get("wall_seconds", times[-1] if times else 0.0)),
+        curve=curve,
+        times=times,
+        recall_precision=[tuple(t.values) for t in trials
+                          if t.state == TrialState.COMPLETE and t.values is not None],
+        front=[tuple(t.values) for t in front],
+    )
 
 
 def best_trial(study: optuna.Study, spec: fraud.ObjectiveSpec) -> FrozenTrial | None:
@@ -363,6 +468,7 @@ class StrategySummary:
     times: list[float]  # seconds since the study's first trial started, per finished trial
     recall_precision: list[tuple[float, float]]
     trials_to_grid_best: int | None = None
+    front: list[tuple[float, float]] = field(default_factory=list)  # two objectives only
 
 
 def summarise(study: optuna.Study, precision_floor: float | None = None) -> StrategySummary:
@@ -427,15 +533,16 @@ def write_report(storage: str, study_names: Sequence[str], output: str | os.Path
     output.mkdir(parents=True, exist_ok=True)
     meta = meta or {}
     floor = (meta.get("objective") or {}).get("precision_floor")
-    summaries = [summarise(optuna.load_study(study_name=n, storage=storage), floor)
-                 for n in study_names]
+    studies = [optuna.load_study(study_name=n, storage=storage) for n in study_names]
+    summaries = [summarise_pareto(st) if len(st.directions) > 1 else summarise(st, floor)
+                 for st in studies]
     grid = next((s for s in summaries if s.strategy == "grid" and s.pruning ==
                  any(x.pruning for x in summaries)), None) or \
         next((s for s in summaries if s.strategy == "grid"), None)
     if grid is not None and grid.best_value is not None:
         for s in summaries:
             s.trials_to_grid_best = trials_to_reach(s.curve, grid.best_value)
-    figures = _plots(summaries, output)
+    figures = _plots(summaries, output, _score_name(meta))
     sections = _sections(summaries, grid, meta, figures)
     (output / "report.md").write_text(_markdown(sections))
     (output / "report.html").write_text(_html(sections))
@@ -473,7 +580,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _sections(summaries, grid, meta, figures) -> list[tuple[str, list]]:
     objective = meta.get("objective", {})
-    metric = (objective.get("metrics") or ["val_recall"])[0]
+    metric = _score_name(meta)
     data = meta.get("data", {})
     mode = meta.get("mode", {})
     intro = [
@@ -489,6 +596,11 @@ def _sections(summaries, grid, meta, figures) -> list[tuple[str, list]]:
               "validation scores are trial values, the test metrics the study's user "
               f"attribute `{RESULT_ATTR}`."),
     ]
+    if _two_objectives(meta):
+        intro.append(("p", "Two objectives: each strategy's score is the hypervolume of its "
+                           "Pareto front of (validation recall, validation precision) above "
+                           "(0, 0); its model is the front member with the best validation F1, "
+                           "whose test metrics are that trial's user attribute `test`."))
     header = ["strategy", f"best {metric}", "test recall", "test precision", "test accuracy",
               "test AUC", "test PR-AUC", "completed", "pruned", "failed", "epochs trained",
               "wall time (s)", "trials to reach the grid's best"]
@@ -528,6 +640,16 @@ def _sections(summaries, grid, meta, figures) -> list[tuple[str, list]]:
         ]))
     sections.append(("Plots", [("img", (title, path)) for title, path in figures]))
     return sections
+
+
+def _two_objectives(meta) -> bool:
+    return len((meta.get("objective") or {}).get("metrics") or ()) > 1
+
+
+def _score_name(meta) -> str:
+    if _two_objectives(meta):
+        return "hypervolume"
+    return ((meta.get("objective") or {}).get("metrics") or ["val_recall"])[0]
 
 
 def _verdict(summaries, grid, metric) -> list[str]:
@@ -575,7 +697,7 @@ def _pruning_lines(summaries) -> list[str]:
     return lines or ["Pruning was off."]
 
 
-def _plots(summaries, output: Path) -> list[tuple[str, str]]:
+def _plots(summaries, output: Path, score: str = "objective") -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -587,7 +709,7 @@ def _plots(summaries, output: Path) -> list[tuple[str, str]]:
         ax.plot(range(1, len(s.curve) + 1), s.curve, marker=".", label=_label(s),
                 linestyle="--" if s.strategy == "grid" else "-")
     ax.set_xlabel("trials finished")
-    ax.set_ylabel("best validation objective so far")
+    ax.set_ylabel(f"best validation {score} so far")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -600,7 +722,7 @@ def _plots(summaries, output: Path) -> list[tuple[str, str]]:
         ax.step(s.times, s.curve, where="post", label=_label(s),
                 linestyle="--" if s.strategy == "grid" else "-")
     ax.set_xlabel("wall time since the study's first trial (s)")
-    ax.set_ylabel("best validation objective so far")
+    ax.set_ylabel(f"best validation {score} so far")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -612,10 +734,15 @@ def _plots(summaries, output: Path) -> list[tuple[str, str]]:
     for s in summaries:
         if s.recall_precision:
             r, p = zip(*s.recall_precision, strict=True)
-            ax.scatter(r, p, s=18, alpha=0.7, label=_label(s))
+            points = ax.scatter(r, p, s=18, alpha=0.7, label=_label(s))
+            if s.front:
+                front = sorted(s.front, reverse=True)
+                ax.step([x for x, _ in front], [y for _, y in front], where="post",
+                        color=points.get_facecolor()[0], alpha=0.9)
     ax.set_xlabel("validation recall")
     ax.set_ylabel("validation precision")
-    ax.set_title("Every completed trial: recall against precision")
+    ax.set_title("Every completed trial: recall against precision"
+                 + (" (lines: Pareto fronts)" if any(s.front for s in summaries) else ""))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -88,7 +88,7 @@ def test_trials_to_reach():
     ({"trials": 0}, "trials"),
     ({"data": "x.csv"}, "target"),
     ({"objective": "accuracy"}, "accuracy"),
-    ({"objective": "pareto"}, "one-objective"),
+    ({"objective": "pareto"}, "cannot prune"),
     ({"pruning_reference": ("tpe",), "strategies": ("gp-ei",)}, "pruning_reference"),
 ])
 def test_bad_configs_are_refused(kwargs, match, tmp_path):
@@ -123,3 +123,40 @@ def test_report_is_rewritten_from_the_studies_alone(tmp_path):
     (out / "report.md").unlink()
     assert cli.main(["report", "--output", str(out)]) == 0
     assert (out / "report.md").read_text() == first
+
+
+def test_the_pareto_objective_reports_fronts_by_hypervolume(tmp_path):
+    from optuna_keras_hpo.compare import hypervolume
+
+    config = CompareConfig(
+        output=str(tmp_path), strategies=("gp-ei", "grid"), objective="pareto", pruning=False,
+        trials=4, grid_budget=3, rows=600, progress=False, seed=2,
+    )
+    text = compare(config).read_text()
+    storage = f"sqlite:///{tmp_path}/studies.db"
+    table = _table(text)
+    header = table["header"]
+    assert "best hypervolume" in header
+    for strategy in ("gp-ei", "grid"):
+        study = optuna.load_study(study_name=f"fraud-pareto-{strategy}", storage=storage)
+        assert len(study.directions) == 2
+        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert completed and all(set(t.values) <= {*t.values} for t in completed)
+        for t in completed:  # the values are the trial's validation recall and precision
+            assert t.values == [t.user_attrs["val_recall"], t.user_attrs["val_precision"]]
+        volume = hypervolume([tuple(t.values) for t in completed])
+        row = table[strategy]
+        assert float(row[header.index("best hypervolume")]) == pytest.approx(volume, rel=1e-3)
+        best = max(study.best_trials, key=lambda t: 2 * t.values[0] * t.values[1]
+                   / max(t.values[0] + t.values[1], 1e-12))
+        assert float(row[header.index("test recall")]) == pytest.approx(
+            best.user_attrs["test"]["recall"], rel=1e-3)
+
+
+def test_hypervolume():
+    from optuna_keras_hpo.compare import hypervolume
+
+    assert hypervolume([]) == 0.0
+    assert hypervolume([(1.0, 0.5)]) == pytest.approx(0.5)
+    assert hypervolume([(1.0, 0.2), (0.5, 0.6), (0.4, 0.4)]) == pytest.approx(
+        1.0 * 0.2 + 0.5 * 0.4)

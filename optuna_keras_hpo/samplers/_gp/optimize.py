@@ -108,20 +108,26 @@ def _continuous_step(acqf, space, X, f, scale):
 
 
 def _discrete_step(acqf, space, X, f):
+    """For each discrete or categorical column in turn, move every start to its best value in
+    that column (all starts' options scored in one batch)."""
     moved = False
     for i in (*space.discrete, *space.categorical):
         allowed = space.dims[i].values
-        for row in range(len(X)):
-            options = _options(allowed, X[row, i])
-            if len(options) == 0:
-                continue
-            trial = np.repeat(X[row][None, :], len(options), axis=0)
-            trial[:, i] = options
-            vals = evaluate(acqf, trial)
-            j = int(np.argmax(vals))
-            if vals[j] > f[row] + 1e-12:
-                X[row], f[row] = trial[j], vals[j]
-                moved = True
+        options = [_options(allowed, X[row, i]) for row in range(len(X))]
+        counts = [len(o) for o in options]
+        if not sum(counts):
+            continue
+        trial = np.repeat(X, counts, axis=0)
+        trial[:, i] = np.concatenate(options)
+        vals = evaluate(acqf, trial)
+        start = 0
+        for row, count in enumerate(counts):
+            if count:
+                j = start + int(np.argmax(vals[start:start + count]))
+                if vals[j] > f[row] + 1e-12:
+                    X[row], f[row] = trial[j], vals[j]
+                    moved = True
+            start += count
     return X, f, moved
 
 

@@ -174,7 +174,7 @@ def compress_top_tail(y: np.ndarray) -> tuple[np.ndarray, Callable[[float], floa
     it climbed. Compressing the tail keeps the order of the values (the incumbent stays the
     incumbent) and lets the GP see the rest of the space. Long lower tails (Branin's) are left
     alone: stretching the top there made the search greedier and slower. Measured on 10 seeds of
-    Hartmann6: no run stuck above regret 0.12, against 3 in 10 without it (docs/benchmarks.md).
+    Hartmann6: no run stuck above regret 0.12, against 5 in 10 without it (docs/benchmarks.md).
 
     Returns the values to model and the map from objective units to the modelled units.
     """

@@ -134,6 +134,8 @@ class GaussianProcessSampler(BaseSampler):
                     independent_sampler=self._random, warn_independent_sampling=False,
                 )
         self._warm_start: dict | None = None
+        _import_model_code()
+
 
     def reseed_rng(self) -> None:
         self._rng.seed()
@@ -211,3 +213,11 @@ def _union_search_space(trials: list[FrozenTrial]) -> dict[str, BaseDistribution
         if n not in conflicting and not d.single()
     }
 
+
+def _import_model_code() -> None:
+    """Import what the first proposal needs (scikit-learn, SciPy's optimisers, and the sympy
+    that torch imports on its first shape broadcast: about 1.4 s together) when the sampler is
+    made, so that the search's first model-guided trial does not pay it."""
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
+
+    import optuna_keras_hpo.samplers._gp.propose  # noqa: F401
