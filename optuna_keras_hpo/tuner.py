@@ -493,7 +493,7 @@ class Tuner:
                     ) from error
             if verbose:
                 self._report_trial(start)
-            self.on_trial_end(self._view(self.study.trials[self._last_trial_number]))
+            self.on_trial_end(self._view(self._last_trial()))
             return True
 
         try:
@@ -577,12 +577,16 @@ class Tuner:
             )
         trial.set_user_attr(MODEL_ATTR, artifact_id)
 
+    def _last_trial(self) -> FrozenTrial:
+        """The trial this process ran last (``study.trials`` would deep-copy every trial)."""
+        return self.study.get_trials(deepcopy=False)[self._last_trial_number]
+
     def on_trial_end(self, trial: Trial) -> None:
         """Called after each trial this process ran (any state), as KerasTuner's hook; override
         (or assign) to follow progress."""
 
     def _report_trial(self, start: float) -> None:
-        last = self.study.trials[self._last_trial_number]
+        last = self._last_trial()
         view = self._view(last)
         took = (last.duration.total_seconds() if last.duration else 0.0)
         print(f"\nTrial {view.trial_id} {view.status.capitalize()} [{_hms(took)}]")
