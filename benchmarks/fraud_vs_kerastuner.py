@@ -197,6 +197,11 @@ def run_kerastuner(data, args, directory: Path) -> Run:
     run.search_seconds = time.time() - start
     _per_trial(run, start, ends, hypermodel.fits)
     run.trials = len(ends)
+    return _with_best(run, tuner, data)
+
+
+def _with_best(run: Run, tuner, data) -> Run:
+    """``run`` with the tuner's best trial: validation recall, hyperparameters, test metrics."""
     best = tuner.oracle.get_best_trials(1)
     if best:
         run.best_val_recall = float(best[0].score)
@@ -227,12 +232,7 @@ def run_ours(data, args, directory: Path) -> Run:
     _per_trial(run, start, [t.datetime_complete.timestamp() for t in finished],
                hypermodel.fits)
     run.trials = len(finished)
-    best = tuner.oracle.get_best_trials(1)
-    if best:
-        run.best_val_recall = float(best[0].score)
-        run.best_hyperparameters = dict(best[0].hyperparameters.values)
-        run.test = fraud.evaluate_test(tuner.get_best_models(1)[0], data)
-    return run
+    return _with_best(run, tuner, data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -704,31 +704,27 @@ def _plots(summaries, output: Path, score: str = "objective") -> list[tuple[str,
     import matplotlib.pyplot as plt
 
     figures = []
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for s in summaries:
-        ax.plot(range(1, len(s.curve) + 1), s.curve, marker=".", label=_label(s),
-                linestyle="--" if s.strategy == "grid" else "-")
-    ax.set_xlabel("trials finished")
-    ax.set_ylabel(f"best validation {score} so far")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(output / "best_vs_trials.png", dpi=110)
-    plt.close(fig)
-    figures.append(("Best so far versus trials", "best_vs_trials.png"))
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for s in summaries:
-        ax.step(s.times, s.curve, where="post", label=_label(s),
-                linestyle="--" if s.strategy == "grid" else "-")
-    ax.set_xlabel("wall time since the study's first trial (s)")
-    ax.set_ylabel(f"best validation {score} so far")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(output / "best_vs_time.png", dpi=110)
-    plt.close(fig)
-    figures.append(("Best so far versus wall time", "best_vs_time.png"))
+    for file, title, xlabel, times in (
+        ("best_vs_trials.png", "Best so far versus trials", "trials finished", False),
+        ("best_vs_time.png", "Best so far versus wall time",
+         "wall time since the study's first trial (s)", True),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for s in summaries:
+            style = "--" if s.strategy == "grid" else "-"
+            if times:
+                ax.step(s.times, s.curve, where="post", label=_label(s), linestyle=style)
+            else:
+                ax.plot(range(1, len(s.curve) + 1), s.curve, marker=".", label=_label(s),
+                        linestyle=style)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"best validation {score} so far")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(output / file, dpi=110)
+        plt.close(fig)
+        figures.append((title, file))
 
     fig, ax = plt.subplots(figsize=(6, 5))
     for s in summaries:
