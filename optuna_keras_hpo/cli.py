@@ -369,7 +369,6 @@ def run_compare(args: argparse.Namespace) -> int:
         strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
         objective=args.objective, precision_floor=args.precision_floor, trials=args.trials,
         grid_budget=args.grid_budget, pruning=args.pruning,
-        pruning_reference=("gp-ei",) if args.pruning and "gp-ei" in args.strategies else (),
         data=args.data, target=args.target, rows=args.rows, seed=args.seed,
         sklearn_baseline=args.sklearn_baseline, progress=args.progress,
     )

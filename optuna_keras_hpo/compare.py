@@ -89,7 +89,7 @@ class CompareConfig:
     trials: int | None = None
     grid_budget: int | None = None
     pruning: bool = True
-    pruning_reference: Sequence[str] = ("gp-ei",)
+    pruning_reference: Sequence[str] | None = None  # default: GP-EI, when it is compared
     data: str | None = None
     target: str | None = None
     rows: int | None = None
@@ -107,7 +107,7 @@ class CompareConfig:
                 f"strategies={list(self.strategies)!r}; expected a non-empty list from "
                 f"{list(STRATEGIES)}."
             )
-        bad_reference = [s for s in self.pruning_reference if s not in self.strategies]
+        bad_reference = [s for s in self.pruning_reference or () if s not in self.strategies]
         if bad_reference:
             raise ValueError(
                 f"pruning_reference={list(self.pruning_reference)!r}; expected strategies "
@@ -220,9 +220,12 @@ def compare(config: CompareConfig) -> Path:
     prefix = f"fraud-{config.objective}"
 
     runs: list[tuple[str, bool]] = [(s, config.pruning) for s in config.strategies]
-    with_reference = config.pruning and bool(config.pruning_reference)
+    reference = config.pruning_reference
+    if reference is None:
+        reference = [s for s in ("gp-ei",) if s in config.strategies]
+    with_reference = config.pruning and bool(reference)
     if with_reference:
-        runs += [(s, False) for s in config.pruning_reference]
+        runs += [(s, False) for s in reference]
     grid_size = math.prod(len(v) for v in mode.grid.values())
     grid_trials = min(grid_size, config.grid_budget or grid_size)
     total = sum(grid_trials if s == "grid" else mode.trials for s, _ in runs)

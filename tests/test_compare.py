@@ -160,3 +160,16 @@ def test_hypervolume():
     assert hypervolume([(1.0, 0.5)]) == pytest.approx(0.5)
     assert hypervolume([(1.0, 0.2), (0.5, 0.6), (0.4, 0.4)]) == pytest.approx(
         1.0 * 0.2 + 0.5 * 0.4)
+
+
+def test_the_sklearn_baseline_joins_the_report_with_a_stratified_splitter(tmp_path):
+    import json
+
+    config = CompareConfig(output=str(tmp_path), strategies=("random",), trials=1, rows=600,
+                           pruning=False, sklearn_baseline=True, progress=False)
+    text = compare(config).read_text()
+    baseline = json.loads((tmp_path / "compare.json").read_text())["sklearn_baseline"]
+    assert "StratifiedKFold" in baseline["splitter"]
+    assert baseline["n_fits"] == 8 * 3  # the quick grid's 8 points, 3 folds each
+    assert "scikit-learn GridSearchCV baseline" in text
+    assert f"{baseline['best_score']:.4g}" in text
