@@ -453,11 +453,18 @@ class Tuner:
     def search(self, *fit_args, **fit_kwargs) -> None:
         """Run trials until ``max_trials`` have finished in the study (earlier runs and other
         workers count). Arguments go to ``fit`` (and so to ``model.fit``)."""
-        verbose = fit_kwargs.get("verbose", 1)
         # The objects alive now (TensorFlow's, torch's, the data) stay alive for the search:
         # moved out of the collector's reach, Python's full collections traverse only what the
-        # trials create, instead of taking 0.5-1 s each in the middle of some trial.
+        # trials create, instead of taking 0.5-1 s each in the middle of some trial. They are
+        # handed back to the collector when the search ends (garbage among them included).
         gc.freeze()
+        try:
+            self._search(fit_args, fit_kwargs)
+        finally:
+            gc.unfreeze()
+
+    def _search(self, fit_args: tuple, fit_kwargs: dict) -> None:
+        verbose = fit_kwargs.get("verbose", 1)
         if self.hypermodel is not None:
             self._populate_space(fit_args, fit_kwargs)
         if self._user_sampler is None:
