@@ -57,10 +57,16 @@ def optimize_acquisition(
     f = evaluate(acqf, X)
     scale = np.ones(space.dim) if lengthscales is None else lengthscales
     mixed = len(space.discrete) + len(space.categorical) > 0
+    # Each round refines only the starts whose discrete part moved in the round before: the
+    # others are at a local optimum of both steps already.
+    active = np.arange(len(X))
     for _ in range(max_rounds if mixed else 1):
-        X, f, moved_c = _continuous_step(acqf, space, X, f, scale)
-        X, f, moved_d = _discrete_step(acqf, space, X, f)
-        if not (moved_c or moved_d):
+        Xa, fa = X[active], f[active]
+        Xa, fa, _ = _continuous_step(acqf, space, Xa, fa, scale)
+        Xa, fa, moved = _discrete_step(acqf, space, Xa, fa)
+        X[active], f[active] = Xa, fa
+        active = active[moved]
+        if len(active) == 0:
             break
     order = np.argsort(-f)
     return X[order], f[order]
@@ -84,7 +90,7 @@ def _choose_starts(raw, values, n, rng, log_scale):
 def _continuous_step(acqf, space, X, f, scale):
     cont = space.continuous
     if len(cont) == 0:
-        return X, f, False
+        return X, f, np.zeros(len(X), dtype=bool)
     s = scale[cont]
 
     def negative(z_batch, rows):
@@ -104,13 +110,13 @@ def _continuous_step(acqf, space, X, f, scale):
     f_new = evaluate(acqf, X_new)
     better = f_new > f + 1e-12
     X[better], f[better] = X_new[better], f_new[better]
-    return X, f, bool(better.any())
+    return X, f, better
 
 
 def _discrete_step(acqf, space, X, f):
     """For each discrete or categorical column in turn, move every start to its best value in
-    that column (all starts' options scored in one batch)."""
-    moved = False
+    that column (all starts' options scored in one batch); which starts moved."""
+    moved = np.zeros(len(X), dtype=bool)
     for i in (*space.discrete, *space.categorical):
         allowed = space.dims[i].values
         options = [_options(allowed, X[row, i]) for row in range(len(X))]
@@ -126,7 +132,7 @@ def _discrete_step(acqf, space, X, f):
                 j = start + int(np.argmax(vals[start:start + count]))
                 if vals[j] > f[row] + 1e-12:
                     X[row], f[row] = trial[j], vals[j]
-                    moved = True
+                    moved[row] = True
             start += count
     return X, f, moved
 
