@@ -173,3 +173,27 @@ def test_the_sklearn_baseline_joins_the_report_with_a_stratified_splitter(tmp_pa
     assert baseline["n_fits"] == 8 * 3  # the quick grid's 8 points, 3 folds each
     assert "scikit-learn GridSearchCV baseline" in text
     assert f"{baseline['best_score']:.4g}" in text
+
+
+def test_a_precision_floor_is_an_optuna_constraint_and_bounds_the_best_trial(tmp_path):
+    floor = 0.15
+    config = CompareConfig(output=str(tmp_path), strategies=("gp-ei", "tpe"), trials=5,
+                           rows=600, pruning=False, objective="recall_at_precision",
+                           precision_floor=floor, progress=False, seed=3)
+    text = compare(config).read_text()
+    storage = f"sqlite:///{tmp_path}/studies.db"
+    table = _table(text)
+    header = table["header"]
+    for strategy in ("gp-ei", "tpe"):
+        study = optuna.load_study(study_name=f"fraud-recall_at_precision-{strategy}",
+                                  storage=storage)
+        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        for t in completed:  # the samplers recorded the constraint: floor - precision
+            (value,) = t.system_attrs["constraints"]
+            assert value == pytest.approx(floor - t.user_attrs["val_precision"])
+        feasible = [t for t in completed if t.user_attrs["val_precision"] >= floor]
+        cell = table[strategy][header.index("best val_recall")]
+        if feasible:
+            assert float(cell) == pytest.approx(max(t.value for t in feasible), rel=1e-3)
+        else:
+            assert cell == "-"
