@@ -246,3 +246,16 @@ def test_multi_objective_studies_spread_along_the_pareto_front():
     assert near_front >= 0.6  # random search: 0.2 on average
     assert np.std([t.params["x"] for t in guided]) > 0.15  # not one point of the front
     assert len(study.best_trials) >= 8
+
+
+def test_constraints_set_by_the_objective_are_used_too():
+    # Optuna 5's trial.set_constraint: no constraints_func on the sampler.
+    space = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+    study = optuna.create_study(direction="maximize",
+                                sampler=GaussianProcessSampler(seed=0, n_startup_trials=6))
+    for _ in range(22):
+        trial = study.ask(space)
+        trial.set_constraint("x_at_most_0.4", trial.params["x"] - 0.4)
+        study.tell(trial, trial.params["x"] + trial.params["y"])
+    guided = study.trials[6:]
+    assert sum(t.params["x"] <= 0.401 for t in guided) >= 0.8 * len(guided)

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from optuna.distributions import BaseDistribution
 from optuna.study import Study, StudyDirection
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 from sklearn.preprocessing import PowerTransformer
 
@@ -66,7 +65,10 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
 
     incumbent: float | None = raw_best
     constraint_models: list = []
-    if sampler.constraints_func is not None:
+    # Constraints (constrained EI / PI); UCB and multi-objective studies search without them.
+    if sampler.acquisition != "ucb" and not study._is_multi_objective() and (
+        sampler.constraints_func is not None or _any_constraints(study)
+    ):
         constraint_models, incumbent = _constraint_models(study, space, sampler)
         if not constraint_models:  # no trial has constraint values yet
             incumbent = raw_best
@@ -143,16 +145,25 @@ def scalarized_training_data(study: Study, space: EncodedSpace, rng: np.random.R
     return X, y
 
 
+def _any_constraints(study: Study) -> bool:
+    """Whether completed trials carry Optuna constraints (``trial.set_constraint``, or a
+    sampler's ``constraints_func``)."""
+    return any(t.constraints for t in study.get_trials(deepcopy=False,
+                                                       states=(TrialState.COMPLETE,)))
+
+
 def _constraint_models(study: Study, space: EncodedSpace, sampler) -> tuple[list, float | None]:
     """A GP per constraint (fitted to ``-c_j`` of the completed trials, so feasible is
     ``>= 0``), and the best feasible value to maximise (None if no trial is feasible)."""
     sign = sampler._maximised(study)
-    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if _CONSTRAINTS_KEY in t.system_attrs and t.value is not None]
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = sorted({name for t in completed for name in t.constraints})
+    trials = [t for t in completed
+              if t.value is not None and names and all(n in t.constraints for n in names)]
     if not trials:
         return [], None
     X = torch.from_numpy(np.stack([space.encode(_params_in(t, space)) for t in trials]))
-    C = np.array([t.system_attrs[_CONSTRAINTS_KEY] for t in trials], dtype=float)
+    C = np.array([[t.constraints[n] for n in names] for t in trials], dtype=float)
     feasible = np.all(C <= 0, axis=1)
     best = max((sign * t.value for t, ok in zip(trials, feasible, strict=True) if ok),
                default=None)

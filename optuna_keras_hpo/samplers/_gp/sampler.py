@@ -64,7 +64,9 @@ class GaussianProcessSampler(BaseSampler):
             values that are <= 0 when the trial is feasible (e.g. ``floor - precision``). Each
             constraint gets a GP of its own; EI and PI are multiplied by the probability that
             every constraint holds (constrained EI/PI), and the incumbent is the best feasible
-            trial. Only with ``acquisition="ei"`` or ``"pi"``.
+            trial. Only with ``acquisition="ei"`` or ``"pi"``. Constraints that the objective
+            sets itself (Optuna 5's ``trial.set_constraint(name, value)``) are used the same way
+            without this argument.
 
     Multi-objective studies: each proposal scalarises the objectives with random weights
     (ParEGO's augmented Chebyshev scalarisation, as BoTorch's qParEGO) and maximises the
