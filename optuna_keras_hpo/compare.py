@@ -145,33 +145,28 @@ class CompareConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def _constraints(spec: fraud.ObjectiveSpec) -> Callable[[FrozenTrial], list[float]] | None:
-    """Optuna's constraint (<= 0 is feasible) for a precision floor."""
+def _constraints(spec: fraud.ObjectiveSpec) -> Callable[[dict], dict] | None:
+    """The tuner's constraint for a precision floor: ``floor - val_precision`` (<= 0 is
+    feasible), set on each trial with ``trial.set_constraint``; TPE and the GP sampler with EI
+    or PI read it (UCB, random search and the grid search without it)."""
     if spec.precision_floor is None:
         return None
     floor = spec.precision_floor
 
-    def precision_floor(trial: FrozenTrial) -> list[float]:
-        precision = trial.user_attrs.get("val_precision")
-        return [floor - precision if precision is not None else 1.0]
+    def precision_floor(metrics: dict) -> dict:
+        return {"precision_floor": floor - metrics.get("val_precision", 0.0)}
 
     return precision_floor
 
 
-def make_sampler(strategy: str, seed: int, initial_points: int,
-                 constraints: Callable | None = None) -> optuna.samplers.BaseSampler | None:
+def make_sampler(strategy: str, seed: int, initial_points: int
+                 ) -> optuna.samplers.BaseSampler | None:
     """The sampler of a strategy (None for the grid, whose tuner builds its own)."""
     if strategy.startswith("gp-"):
-        acquisition = strategy[3:]
-        # UCB has no probability to weight by feasibility: it searches unconstrained, and the
-        # report still picks its best feasible trial.
-        return GaussianProcessSampler(
-            acquisition=acquisition, seed=seed, n_startup_trials=initial_points,
-            constraints_func=constraints if acquisition != "ucb" else None,
-        )
+        return GaussianProcessSampler(acquisition=strategy[3:], seed=seed,
+                                      n_startup_trials=initial_points)
     if strategy == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=initial_points,
-                                          constraints_func=constraints)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=initial_points)
     if strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if strategy == "grid":
@@ -267,11 +262,12 @@ def _run_strategy(strategy, pruning, name, storage, data, mode, spec, config, gr
         hypermodel=hypermodel, objective=objective, storage=storage, study_name=name,
         directory=config.output, project_name=name, overwrite=True, seed=config.seed,
         pruner=make_pruner(pruning), max_consecutive_failed_trials=None,
+        constraints=_constraints(spec),
     )
     if strategy == "grid":
         tuner: Tuner = GridSearch(max_trials=grid_trials, **common)
     else:
-        sampler = make_sampler(strategy, config.seed, mode.initial_points, _constraints(spec))
+        sampler = make_sampler(strategy, config.seed, mode.initial_points)
         tuner = Tuner(max_trials=mode.trials, sampler=sampler, **common)
     progress.set_description(f"{name}")
     seen = {"n": 0}

@@ -204,6 +204,11 @@ class Tuner:
         overwrite: Start afresh (delete the study and its models) instead of resuming.
         seed: Seed of the strategy's sampler.
         max_model_size: Models with more parameters are not trained (the trial fails).
+        constraints: Optuna constraints from a trial's final metrics: a function of the metrics
+            dict (the user attributes, e.g. ``val_precision``) returning ``{name: value}``, where
+            a value <= 0 means feasible; stored with ``trial.set_constraint``, which Optuna's
+            samplers and this project's GP sampler read. ``get_best_*`` still rank by the
+            objective alone.
         optimizer, loss, metrics: If given, each model is compiled with them.
         distribution_strategy: A ``tf.distribute.Strategy`` to build models in.
         logger, tuner_id: Accepted for compatibility; unused.
@@ -234,6 +239,7 @@ class Tuner:
         overwrite: bool = False,
         seed: int | None = None,
         max_model_size: int | None = None,
+        constraints: Callable[[dict[str, float]], dict[str, float]] | None = None,
         optimizer: Any = None,
         loss: Any = None,
         metrics: Any = None,
@@ -267,6 +273,10 @@ class Tuner:
         self.max_retries_per_trial = max_retries_per_trial
         self.max_consecutive_failed_trials = max_consecutive_failed_trials
         self.max_model_size = max_model_size
+        if constraints is not None and not callable(constraints):
+            raise ValueError(f"constraints={constraints!r}; expected a function of the metrics "
+                             "returning {name: value} (<= 0 is feasible), or None.")
+        self.constraints = constraints
         self.seed = seed
         self.tune_new_entries = tune_new_entries
         self.allow_new_entries = allow_new_entries
@@ -565,6 +575,9 @@ class Tuner:
             trial.set_user_attr(name, value)
         if converted[0][1] is not None:
             trial.set_user_attr(BEST_EPOCH_ATTR, converted[0][1])
+        if self.constraints is not None:
+            for name, value in self.constraints(dict(metrics)).items():
+                trial.set_constraint(name, value)
         score = metrics[self.objective.name]
         if not math.isfinite(score):
             raise ValueError(f"The objective {self.objective.name!r} is {score}.")

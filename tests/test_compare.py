@@ -188,9 +188,9 @@ def test_a_precision_floor_is_an_optuna_constraint_and_bounds_the_best_trial(tmp
         study = optuna.load_study(study_name=f"fraud-recall_at_precision-{strategy}",
                                   storage=storage)
         completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        for t in completed:  # the samplers recorded the constraint: floor - precision
-            (value,) = t.system_attrs["constraints"]
-            assert value == pytest.approx(floor - t.user_attrs["val_precision"])
+        for t in completed:  # the tuner set the constraint: floor - precision
+            assert t.constraints["precision_floor"] == pytest.approx(
+                floor - t.user_attrs["val_precision"])
         feasible = [t for t in completed if t.user_attrs["val_precision"] >= floor]
         cell = table[strategy][header.index("best val_recall")]
         if feasible:

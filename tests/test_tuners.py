@@ -312,3 +312,17 @@ def test_grid_search_with_a_conditional_hyperparameter_runs_no_duplicates(tiny_d
     configs = sorted(str(sorted(t.params.items())) for t in tuner.study.trials)
     assert len(tuner.study.trials) == 3 and len(set(configs)) == 3
     assert all(t.state == TrialState.COMPLETE for t in tuner.study.trials)
+
+
+def test_constraints_from_the_metrics_are_set_on_each_trial(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    tuner = kt.RandomSearch(build_tiny, objective="val_loss", max_trials=2, seed=0,
+                            directory=tmp_path, project_name="constrained", overwrite=True,
+                            constraints=lambda m: {"accuracy_floor": 0.9 - m["val_accuracy"]})
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    for t in tuner.study.trials:
+        assert t.constraints["accuracy_floor"] == pytest.approx(
+            0.9 - t.user_attrs["val_accuracy"])
+    with pytest.raises(ValueError, match="constraints="):
+        kt.RandomSearch(build_tiny, objective="val_loss", directory=tmp_path,
+                        project_name="bad", constraints=0.5)
