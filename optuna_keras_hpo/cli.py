@@ -28,7 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-SAMPLERS = ("gp-ei", "gp-pi", "gp-ucb", "tpe", "random", "grid")
+from optuna_keras_hpo.samplers import SAMPLER_NAMES, make_sampler
+
 DEFAULT_HEARTBEAT_INTERVAL = 60
 GRID_ATTRIBUTE = "SEARCH_SPACE"
 
@@ -55,7 +56,7 @@ def add_worker_parser(subparsers: argparse._SubParsersAction) -> None:
                              "path/to/file.py:function")
     parser.add_argument("--max-trials", required=True, type=_int_at_least(1),
                         help="COMPLETE trials the study should reach, over all workers")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="tpe",
+    parser.add_argument("--sampler", choices=list(SAMPLER_NAMES), default="tpe",
                         help="gp-ei/gp-pi/gp-ucb: this project's GaussianProcessSampler with "
                              "that acquisition; tpe (default; Optuna's TPESampler with "
                              "constant_liar), random, or grid (search space from --grid or the "
@@ -96,7 +97,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if grid is None and args.grid is not None:
         raise ValueError(f"--grid is given with --sampler={args.sampler!r}; expected "
                          "--sampler grid.")
-    sampler = make_sampler(args.sampler, args.seed, grid)
+    sampler = make_sampler(args.sampler, args.seed, grid=grid)
     journal = storage_lib.is_journal_url(args.storage)
     heartbeat = args.heartbeat_interval
     if heartbeat is None and not journal:
@@ -203,27 +204,6 @@ def load_objective(spec: str) -> tuple[ModuleType, Callable]:
     return module, function
 
 
-def make_sampler(name: str, seed: int | None, grid: dict[str, list] | None = None):
-    """The Optuna sampler of ``--sampler``."""
-    import optuna
-
-    if name.startswith("gp-"):
-        from optuna_keras_hpo.samplers import GaussianProcessSampler
-
-        return GaussianProcessSampler(acquisition=name[3:], seed=seed)
-    if name == "tpe":
-        # Optuna 5's TPE is a "constant liar": other workers' running trials count as bad
-        # results, so parallel workers do not all propose the same promising region.
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        from optuna_keras_hpo.distributed import DistributedGridSampler
-
-        return DistributedGridSampler(grid, seed=seed)
-    raise ValueError(f"--sampler={name!r}; expected one of {list(SAMPLERS)}.")
-
-
 def _grid_space(args: argparse.Namespace, module: ModuleType) -> dict[str, list]:
     source = "--grid"
     grid = args.grid
@@ -314,8 +294,6 @@ def default_artifact_dir(storage: str) -> Path | None:
 
 # -- compare and report ------------------------------------------------------------------------
 def add_compare_parser(subparsers: argparse._SubParsersAction) -> None:
-    from optuna_keras_hpo.compare import STRATEGIES
-
     parser = subparsers.add_parser(
         "compare",
         help="run the fraud-detection study with several search strategies and write a report",
@@ -334,8 +312,8 @@ def add_compare_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="the article's budgets: 10,000 rows, 50-200 epochs, its "
                            "1,458-point grid")
     parser.set_defaults(mode="quick")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES),
-                        help=f"comma-separated, from {','.join(STRATEGIES)} (default all)")
+    parser.add_argument("--strategies", default=",".join(SAMPLER_NAMES),
+                        help=f"comma-separated, from {','.join(SAMPLER_NAMES)} (default all)")
     parser.add_argument("--objective", default="recall",
                         help="recall (the article's), pr_auc, fbeta, recall_at_precision, or "
                              "pareto (recall and precision, two objectives; with --no-pruning)")

@@ -27,19 +27,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_keras_hpo import fraud
+from optuna_keras_hpo import storage as storage_lib
 from optuna_keras_hpo.objective import Objective
-from optuna_keras_hpo.samplers import GaussianProcessSampler
+from optuna_keras_hpo.samplers import SAMPLER_NAMES, make_sampler
 from optuna_keras_hpo.tuner import HP_VALUES_ATTR, Tuner
 from optuna_keras_hpo.tuners import GridSearch
 
-STRATEGIES: dict[str, str] = {
-    "gp-ei": "Gaussian process, Expected Improvement",
-    "gp-pi": "Gaussian process, Probability of Improvement",
-    "gp-ucb": "Gaussian process, Upper Confidence Bound",
-    "tpe": "Tree-structured Parzen estimator (Optuna)",
-    "random": "Random search",
-    "grid": "Grid search over the article's grid",
-}
+STRATEGIES = SAMPLER_NAMES  # gp-ei, gp-pi, gp-ucb, tpe, random, grid
 NO_PRUNING_SUFFIX = "-nopruning"
 RESULT_ATTR = "compare"  # the study user attribute holding a strategy's result
 EPOCHS_ATTR = "epochs_trained"  # two-objective trials: epochs trained (no learning curve)
@@ -159,21 +153,6 @@ def _constraints(spec: fraud.ObjectiveSpec) -> Callable[[dict], dict] | None:
     return precision_floor
 
 
-def make_sampler(strategy: str, seed: int, initial_points: int
-                 ) -> optuna.samplers.BaseSampler | None:
-    """The sampler of a strategy (None for the grid, whose tuner builds its own)."""
-    if strategy.startswith("gp-"):
-        return GaussianProcessSampler(acquisition=strategy[3:], seed=seed,
-                                      n_startup_trials=initial_points)
-    if strategy == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=initial_points)
-    if strategy == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if strategy == "grid":
-        return None
-    raise ValueError(f"strategy={strategy!r}; expected one of {list(STRATEGIES)}.")
-
-
 def make_pruner(enabled: bool) -> optuna.pruners.BasePruner:
     """The default pruner: Optuna's median rule (after 3 trials, from the second epoch)."""
     if not enabled:
@@ -239,7 +218,7 @@ def compare(config: CompareConfig) -> Path:
         "mode": asdict(mode) | {"grid_size": grid_size, "grid_trials": grid_trials},
         "data": data.describe(),
         "objective": asdict(spec),
-        "storage": _masked(storage),
+        "storage": storage_lib.mask_url(storage),
         "studies": names,
         "seed": config.seed,
     }
@@ -267,7 +246,7 @@ def _run_strategy(strategy, pruning, name, storage, data, mode, spec, config, gr
     if strategy == "grid":
         tuner: Tuner = GridSearch(max_trials=grid_trials, **common)
     else:
-        sampler = make_sampler(strategy, config.seed, mode.initial_points)
+        sampler = make_sampler(strategy, config.seed, n_startup_trials=mode.initial_points)
         tuner = Tuner(max_trials=mode.trials, sampler=sampler, **common)
     progress.set_description(f"{name}")
     seen = {"n": 0}
@@ -308,8 +287,8 @@ def _run_pareto_strategy(strategy, pruning, name, storage, data, mode, spec, con
         data, space="grid" if strategy == "grid" else "bayesian", epochs=mode.epochs,
         grid=mode.grid, patience=mode.patience,
     )
-    sampler = (optuna.samplers.GridSampler(mode.grid, seed=config.seed) if strategy == "grid"
-               else make_sampler(strategy, config.seed, mode.initial_points))
+    sampler = make_sampler(strategy, config.seed, n_startup_trials=mode.initial_points,
+                           grid=mode.grid)
     try:
         optuna.delete_study(study_name=name, storage=storage)
     except KeyError:
@@ -418,27 +397,10 @@ def _quiet() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-class _NoProgress:
-    def update(self, n: int = 1) -> None: ...
-    def set_description(self, text: str) -> None: ...
-    def close(self) -> None: ...
-
-
 def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoProgress()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="trial", dynamic_ncols=True)
-
-
-def _masked(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
+    return tqdm(total=total, unit="trial", dynamic_ncols=True, disable=not enabled)
 
 
 # --------------------------------------------------------------------------------------------

@@ -259,3 +259,17 @@ def test_constraints_set_by_the_objective_are_used_too():
         study.tell(trial, trial.params["x"] + trial.params["y"])
     guided = study.trials[6:]
     assert sum(t.params["x"] <= 0.401 for t in guided) >= 0.8 * len(guided)
+
+
+def test_samplers_by_name():
+    from optuna_keras_hpo.samplers import SAMPLER_NAMES, make_sampler
+
+    made = {name: make_sampler(name, 0, n_startup_trials=4, grid={"x": [1, 2]})
+            for name in SAMPLER_NAMES}
+    assert made["gp-ucb"].acquisition == "ucb" and made["gp-ei"].n_startup_trials == 4
+    assert isinstance(made["tpe"], optuna.samplers.TPESampler)
+    assert isinstance(made["grid"], optuna.samplers.GridSampler)
+    with pytest.raises(ValueError, match="sampler='cmaes'"):
+        make_sampler("cmaes")
+    with pytest.raises(ValueError, match="grid=None"):
+        make_sampler("grid")

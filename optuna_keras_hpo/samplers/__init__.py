@@ -7,11 +7,14 @@ from optuna_keras_hpo.samplers._grid import (
     grid_search_space,
     tunable,
 )
+from optuna_keras_hpo.samplers._named import SAMPLER_NAMES, make_sampler
 
 __all__ = [
+    "SAMPLER_NAMES",
     "GaussianProcessSampler",
     "default_num_initial_points",
     "grid_points",
     "grid_search_space",
+    "make_sampler",
     "tunable",
 ]
