@@ -531,7 +531,7 @@ class Tuner:
 
     def _objective(self, trial: optuna.Trial, fit_args: tuple, fit_kwargs: dict,
                    budget: distributed.TrialBudget | None = None) -> float:
-        self._last_trial_number = trial.number
+        self._last_trial_id = trial._trial_id
         if budget is not None:
             budget.admit(self.study, trial)
         for attempt in range(self.max_retries_per_trial + 1):
@@ -598,8 +598,9 @@ class Tuner:
         trial.set_user_attr(MODEL_ATTR, artifact_id)
 
     def _last_trial(self) -> FrozenTrial:
-        """The trial this process ran last (``study.trials`` would deep-copy every trial)."""
-        return self.study.get_trials(deepcopy=False)[self._last_trial_number]
+        """The trial this process ran last (read alone: ``study.trials`` would read and copy
+        every trial)."""
+        return self.study._storage.get_trial(self._last_trial_id)
 
     def on_trial_end(self, trial: Trial) -> None:
         """Called after each trial this process ran (any state), as KerasTuner's hook; override

@@ -54,6 +54,49 @@ def fitted():
     return model, X, y
 
 
+def test_fit_maximises_gpytorchs_marginal_likelihood_with_priors(fitted):
+    """The closed-form MAP fit lands on an optimum of GPyTorch's own objective (marginal
+    log-likelihood plus the model's priors): moving any hyperparameter lowers it."""
+    import gpytorch
+
+    model, _, _ = fitted
+    mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
+
+    def objective() -> float:
+        model.train()
+        with torch.no_grad():
+            value = float(mll(model(*model.train_inputs), model.train_targets))
+        model.eval()
+        return value
+
+    kernel = model.covar_module
+    best = objective()
+    fitted_values = (kernel.base_kernel.lengthscale.clone(), kernel.outputscale.clone(),
+                     model.likelihood.noise.clone())
+    try:
+        for i in range(3):  # each lengthscale, the output scale, the noise
+            for factor in (0.9, 1.1):
+                lengthscale, scale, noise = (v.clone() for v in fitted_values)
+                if i == 0:
+                    for j in range(lengthscale.shape[-1]):
+                        moved = lengthscale.clone()
+                        moved[..., j] *= factor
+                        kernel.base_kernel.lengthscale = moved
+                        assert objective() < best
+                    kernel.base_kernel.lengthscale = lengthscale
+                elif i == 1:
+                    kernel.outputscale = scale * factor
+                    assert objective() < best
+                    kernel.outputscale = scale
+                elif float(noise) * factor > 1.01e-6:
+                    model.likelihood.noise = noise * factor
+                    assert objective() <= best + 1e-9
+                    model.likelihood.noise = noise
+    finally:
+        kernel.base_kernel.lengthscale, kernel.outputscale, model.likelihood.noise = (
+            fitted_values)
+
+
 def test_cached_posterior_is_the_gp_posterior(fitted):
     model, X, _ = fitted
     x = candidates(7)
@@ -165,7 +208,8 @@ def test_pruned_trials_are_observations_no_better_than_the_median():
         study.add_trial(optuna.trial.create_trial(
             params={"x": 0.95}, distributions={"x": FloatDistribution(0, 1)},
             state=TrialState.PRUNED, intermediate_values={0: 0.0, 1: last}))
-    X, y = training_data(study, EncodedSpace({"x": FloatDistribution(0, 1)}), 1.0)
+    space = EncodedSpace({"x": FloatDistribution(0, 1)})
+    X, y = training_data(study.get_trials(deepcopy=False), space, 1.0)
     assert len(y) == 5
     assert sorted(y[3:]) == [0.1, 0.4]  # 0.9 capped at the median 0.4
 

@@ -23,9 +23,14 @@ N_WARM_STARTS = 2  # best observed configurations that start a local search
 
 
 def propose(sampler, study: Study, trial: FrozenTrial,
-            search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+            search_space: dict[str, BaseDistribution],
+            trials: list[FrozenTrial] | None = None) -> dict[str, Any]:
+    """The configuration to run as ``trial``; ``trials`` are the study's trials (read from
+    the study when not given)."""
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
     with _one_thread():
-        return _propose(sampler, study, trial, EncodedSpace(search_space))
+        return _propose(sampler, study, trial, EncodedSpace(search_space), trials)
 
 
 @contextlib.contextmanager
@@ -40,11 +45,12 @@ def _one_thread():
         torch.set_num_threads(n_threads)
 
 
-def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> dict[str, Any]:
+def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace,
+             trials: list[FrozenTrial]) -> dict[str, Any]:
     if study._is_multi_objective():
-        X, y = scalarized_training_data(study, space, sampler._rng)
+        X, y = scalarized_training_data(trials, study.directions, space, sampler._rng)
     else:
-        X, y = training_data(study, space, sampler._maximised(study))
+        X, y = training_data(trials, space, sampler._maximised(study))
     if len(y) == 0:
         return {}
     raw_best = float(y.max())
@@ -55,8 +61,8 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
     sampler._warm_start = model_state(fitted)
     model = CachedGP(fitted)
 
-    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-               if t.number != trial.number]
+    running = [t for t in trials
+               if t.state == TrialState.RUNNING and t.number != trial.number]
     if running:
         X_run = torch.from_numpy(np.stack([space.encode(t.params) for t in running]))
         with torch.no_grad():
@@ -67,9 +73,9 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
     constraint_models: list = []
     # Constraints (constrained EI / PI); UCB and multi-objective studies search without them.
     if sampler.acquisition != "ucb" and not study._is_multi_objective() and (
-        sampler.constraints_func is not None or _any_constraints(study)
+        sampler.constraints_func is not None or _any_constraints(trials)
     ):
-        constraint_models, incumbent = _constraint_models(study, space, sampler)
+        constraint_models, incumbent = _constraint_models(trials, space, sampler._maximised(study))
         if not constraint_models:  # no trial has constraint values yet
             incumbent = raw_best
     acqf = None
@@ -89,7 +95,7 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
         n_raw=sampler.n_raw_samples, n_starts=sampler.n_local_searches,
         log_scale=sampler.acquisition != "ucb",
     )
-    seen = _seen_keys(study, space)
+    seen = _seen_keys(trials, space)
     for row in candidates:
         if _key(row) not in seen:
             return space.decode(row)
@@ -99,11 +105,13 @@ def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace) -> 
     return space.decode(candidates[0])
 
 
-def training_data(study: Study, space: EncodedSpace, sign: float) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded configurations and values to maximise: completed trials, and pruned trials at
-    their last reported value capped at the completed trials' median."""
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+def training_data(trials: list[FrozenTrial], space: EncodedSpace, sign: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded configurations and values to maximise (``sign`` 1 or -1 for the direction) from
+    a study's ``trials``: completed trials, and pruned trials at their last reported value capped
+    at the completed trials' median."""
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
     rows, values = [], []
     for t in completed:
         if t.value is not None and np.isfinite(t.value):
@@ -123,18 +131,19 @@ def training_data(study: Study, space: EncodedSpace, sign: float) -> tuple[np.nd
     return np.stack(rows), np.asarray(values, dtype=float)
 
 
-def scalarized_training_data(study: Study, space: EncodedSpace, rng: np.random.RandomState
+def scalarized_training_data(trials: list[FrozenTrial], directions: list[StudyDirection],
+                             space: EncodedSpace, rng: np.random.RandomState
                              ) -> tuple[np.ndarray, np.ndarray]:
     """ParEGO (Knowles, 2006; BoTorch's qParEGO): the objectives of the completed trials,
     each oriented to be maximised and scaled to [0, 1] over the trials, combined with fresh
     random weights ``w`` (uniform on the simplex) into one value to maximise, the augmented
     Chebyshev scalarisation ``min_i(w_i f_i) + 0.05 sum_i(w_i f_i)``. Each proposal draws new
     weights, so successive proposals aim at different parts of the Pareto front."""
-    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.values is not None and np.all(np.isfinite(t.values))]
+    trials = [t for t in trials if t.state == TrialState.COMPLETE
+              and t.values is not None and np.all(np.isfinite(t.values))]
     if not trials:
         return np.empty((0, space.dim)), np.empty(0)
-    signs = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions])
+    signs = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions])
     F = np.array([t.values for t in trials], dtype=float) * signs
     low, span = F.min(axis=0), np.ptp(F, axis=0)
     F = (F - low) / np.where(span > 0, span, 1.0)
@@ -145,18 +154,17 @@ def scalarized_training_data(study: Study, space: EncodedSpace, rng: np.random.R
     return X, y
 
 
-def _any_constraints(study: Study) -> bool:
+def _any_constraints(trials: list[FrozenTrial]) -> bool:
     """Whether completed trials carry Optuna constraints (``trial.set_constraint``, or a
     sampler's ``constraints_func``)."""
-    return any(t.constraints for t in study.get_trials(deepcopy=False,
-                                                       states=(TrialState.COMPLETE,)))
+    return any(t.constraints for t in trials if t.state == TrialState.COMPLETE)
 
 
-def _constraint_models(study: Study, space: EncodedSpace, sampler) -> tuple[list, float | None]:
+def _constraint_models(trials: list[FrozenTrial], space: EncodedSpace, sign: float
+                       ) -> tuple[list, float | None]:
     """A GP per constraint (fitted to ``-c_j`` of the completed trials, so feasible is
     ``>= 0``), and the best feasible value to maximise (None if no trial is feasible)."""
-    sign = sampler._maximised(study)
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
     names = sorted({name for t in completed for name in t.constraints})
     trials = [t for t in completed
               if t.value is not None and names and all(n in t.constraints for n in names)]
@@ -209,10 +217,9 @@ def _params_in(trial: FrozenTrial, space: EncodedSpace) -> dict[str, Any]:
             if d.name in trial.params and trial.distributions[d.name] == d.distribution}
 
 
-def _seen_keys(study: Study, space: EncodedSpace) -> set[tuple]:
-    trials = study.get_trials(deepcopy=False, states=(
-        TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
-    rows = [space.encode(_params_in(t, space)) for t in trials if t.params]
+def _seen_keys(trials: list[FrozenTrial], space: EncodedSpace) -> set[tuple]:
+    rows = [space.encode(_params_in(t, space)) for t in trials
+            if t.params and t.state != TrialState.WAITING]
     return {_key(r) for r in space.snap(np.stack(rows))} if rows else set()
 
 

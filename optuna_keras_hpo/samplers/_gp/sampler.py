@@ -135,7 +135,8 @@ class GaussianProcessSampler(BaseSampler):
                     qmc_type="sobol", scramble=True, seed=seed,
                     independent_sampler=self._random, warn_independent_sampling=False,
                 )
-        self._warm_start: dict | None = None
+        self._warm_start: np.ndarray | None = None
+        self._trials_cache: tuple[tuple[int, int], list[FrozenTrial]] | None = None
         _import_model_code()
 
 
@@ -148,20 +149,20 @@ class GaussianProcessSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        if self._in_startup(study):
+        if self._in_startup(study, trial):
             return self._startup.infer_relative_search_space(study, trial)
-        return _union_search_space(_observed(study))
+        return _union_search_space(_observed(self._study_trials(study, trial)))
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        if self._in_startup(study):
+        if self._in_startup(study, trial):
             return self._startup.sample_relative(study, trial, search_space)
         from optuna_keras_hpo.samplers._gp.propose import propose
 
-        return propose(self, study, trial, search_space)
+        return propose(self, study, trial, search_space, self._study_trials(study, trial))
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str,
@@ -179,13 +180,25 @@ class GaussianProcessSampler(BaseSampler):
         self._startup.after_trial(study, trial, state, values)
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _in_startup(self, study: Study) -> bool:
+    def _study_trials(self, study: Study, trial: FrozenTrial) -> list[FrozenTrial]:
+        """The study's trials, read once for each trial being sampled: every read of an RDB
+        storage is a query (about 1 ms with SQLite), and one proposal looks at the trials
+        several times."""
+        key = (study._study_id, trial.number)
+        cached = self._trials_cache  # one read: other threads may replace it meanwhile
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        trials = study.get_trials(deepcopy=False)
+        self._trials_cache = (key, trials)
+        return trials
+
+    def _in_startup(self, study: Study, trial: FrozenTrial) -> bool:
         if study._is_multi_objective() and self.constraints_func is not None:
             raise ValueError(
                 "constraints_func with a multi-objective study is not supported by "
                 "GaussianProcessSampler; use Optuna's GPSampler or TPESampler for that."
             )
-        observed = _observed(study)
+        observed = _observed(self._study_trials(study, trial))
         completed = [t for t in observed if t.state == TrialState.COMPLETE]
         n_startup = self.n_startup_trials or max(
             3 * len(_union_search_space(observed)), 3
@@ -196,8 +209,8 @@ class GaussianProcessSampler(BaseSampler):
         return 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
 
 
-def _observed(study: Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+def _observed(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
 def _union_search_space(trials: list[FrozenTrial]) -> dict[str, BaseDistribution]:
