@@ -167,14 +167,16 @@ class _MapObjective:
         return loss.item(), t.grad.numpy().copy()
 
     def minimise(self, theta0: np.ndarray) -> np.ndarray | None:
-        """The optimum from ``theta0``, or None if the fit failed."""
+        """The optimum from ``theta0`` (or the best point L-BFGS-B reached if it stopped
+        early, e.g. in a line search), or None if the fit failed."""
         try:
             result = scipy.optimize.minimize(
                 self, theta0, jac=True, method="L-BFGS-B", options={"gtol": 1e-2}
             )
         except _NotPositiveDefinite:
             return None
-        return result.x if result.success and np.all(np.isfinite(result.x)) else None
+        finite = np.isfinite(result.fun) and np.all(np.isfinite(result.x))
+        return result.x if finite else None
 
 
 class _NotPositiveDefinite(Exception):
