@@ -370,8 +370,7 @@ def summarise_pareto(study: optuna.Study) -> StrategySummary:
         wall_seconds=float(result.get("wall_seconds", times[-1] if times else 0.0)),
         curve=curve,
         times=times,
-        recall_precision=[tuple(t.values) for t in trials
-                          if t.state == TrialState.COMPLETE and t.values is not None],
+        recall_precision=points,
         front=[tuple(t.values) for t in front],
     )
 

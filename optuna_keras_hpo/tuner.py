@@ -508,9 +508,10 @@ class Tuner:
                         f"{failures} consecutive trials failed (max_consecutive_failed_trials="
                         f"{limit}). The last one failed with {type(error).__name__}: {error}"
                     ) from error
+            last = self._view(self._last_trial())
             if verbose:
-                self._report_trial(start)
-            self.on_trial_end(self._view(self._last_trial()))
+                self._report_trial(last, start)
+            self.on_trial_end(last)
             return True
 
         try:
@@ -606,9 +607,8 @@ class Tuner:
         """Called after each trial this process ran (any state), as KerasTuner's hook; override
         (or assign) to follow progress."""
 
-    def _report_trial(self, start: float) -> None:
-        last = self._last_trial()
-        view = self._view(last)
+    def _report_trial(self, view: Trial, start: float) -> None:
+        last = view.frozen_trial
         took = (last.duration.total_seconds() if last.duration else 0.0)
         print(f"\nTrial {view.trial_id} {view.status.capitalize()} [{_hms(took)}]")
         for name, value in view.hyperparameters.values.items():

@@ -143,13 +143,14 @@ class _MapObjective:
         self.outputscale_prior = kernel.outputscale_prior
         self.noise_prior = model.likelihood.noise_covar.noise_prior
         self.deterministic = deterministic
+        self.fixed_noise = model.likelihood.noise.detach().squeeze()  # when deterministic
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         t = torch.from_numpy(theta).requires_grad_(True)
         n_dims = len(theta) - 2
         lengthscale = torch.exp(-0.5 * t[:n_dims])
         scale = torch.exp(t[n_dims])
-        noise = (torch.tensor(MINIMUM_NOISE, dtype=t.dtype) if self.deterministic
+        noise = (self.fixed_noise if self.deterministic
                  else torch.exp(t[n_dims + 1]) + MINIMUM_NOISE)
         K = scale * mixed_matern52(self.X, self.X, lengthscale, self.is_categorical)
         K = K + noise * torch.eye(len(self.y), dtype=K.dtype)

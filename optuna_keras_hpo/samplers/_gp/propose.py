@@ -24,11 +24,8 @@ N_WARM_STARTS = 2  # best observed configurations that start a local search
 
 def propose(sampler, study: Study, trial: FrozenTrial,
             search_space: dict[str, BaseDistribution],
-            trials: list[FrozenTrial] | None = None) -> dict[str, Any]:
-    """The configuration to run as ``trial``; ``trials`` are the study's trials (read from
-    the study when not given)."""
-    if trials is None:
-        trials = study.get_trials(deepcopy=False)
+            trials: list[FrozenTrial]) -> dict[str, Any]:
+    """The configuration to run as ``trial``, given the study's ``trials``."""
     with _one_thread():
         return _propose(sampler, study, trial, EncodedSpace(search_space), trials)
 

@@ -139,7 +139,6 @@ class GaussianProcessSampler(BaseSampler):
         self._trials_cache: tuple[tuple[int, int], list[FrozenTrial]] | None = None
         _import_model_code()
 
-
     def reseed_rng(self) -> None:
         self._rng.seed()
         self._random.reseed_rng()
