@@ -62,7 +62,7 @@ def optimize_acquisition(
     active = np.arange(len(X))
     for _ in range(max_rounds if mixed else 1):
         Xa, fa = X[active], f[active]
-        Xa, fa, _ = _continuous_step(acqf, space, Xa, fa, scale)
+        Xa, fa = _continuous_step(acqf, space, Xa, fa, scale)
         Xa, fa, moved = _discrete_step(acqf, space, Xa, fa)
         X[active], f[active] = Xa, fa
         active = active[moved]
@@ -90,7 +90,7 @@ def _choose_starts(raw, values, n, rng, log_scale):
 def _continuous_step(acqf, space, X, f, scale):
     cont = space.continuous
     if len(cont) == 0:
-        return X, f, np.zeros(len(X), dtype=bool)
+        return X, f
     s = scale[cont]
 
     def negative(z_batch, rows):
@@ -110,7 +110,7 @@ def _continuous_step(acqf, space, X, f, scale):
     f_new = evaluate(acqf, X_new)
     better = f_new > f + 1e-12
     X[better], f[better] = X_new[better], f_new[better]
-    return X, f, better
+    return X, f
 
 
 def _discrete_step(acqf, space, X, f):
