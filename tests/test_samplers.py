@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from optuna_keras_hpo.samplers import GaussianProcessSampler
 from optuna_keras_hpo.samplers._gp.acquisition import make_acquisition
-from optuna_keras_hpo.samplers._gp.model import CachedGP, fit_model
+from optuna_keras_hpo.samplers._gp.model import MINIMUM_NOISE, CachedGP, fit_model
 from optuna_keras_hpo.samplers._gp.propose import compress_top_tail, training_data
 from optuna_keras_hpo.samplers._gp.space import EncodedSpace
 
@@ -88,13 +88,36 @@ def test_fit_maximises_gpytorchs_marginal_likelihood_with_priors(fitted):
                     kernel.outputscale = scale * factor
                     assert objective() < best
                     kernel.outputscale = scale
-                elif float(noise) * factor > 1.01e-6:
+                elif float(noise) * factor > 1.01 * MINIMUM_NOISE:
                     model.likelihood.noise = noise * factor
                     assert objective() <= best + 1e-9
                     model.likelihood.noise = noise
     finally:
         kernel.base_kernel.lengthscale, kernel.outputscale, model.likelihood.noise = (
             fitted_values)
+
+
+def test_deterministic_data_fit_a_noise_below_gpsamplers_floor():
+    """A smooth noiseless function fits a noise variance under 1e-6 (Optuna GPSampler's floor),
+    so the GP interpolates its observations to far better than 1e-3 of their spread."""
+    rng = np.random.default_rng(1)
+    X = torch.from_numpy(rng.uniform(size=(40, 2)))
+    y = (X[:, :1] - 0.3) ** 2 + 0.5 * (X[:, 1:] - 0.6) ** 2
+    model = fit_model(X, y, np.array([False, False]))
+    noise = float(model.likelihood.noise.detach())
+    assert MINIMUM_NOISE <= noise < 1e-6
+    mean = CachedGP(model).posterior(X.unsqueeze(-2)).mean.reshape(-1, 1)
+    assert torch.max(torch.abs(mean - y)) < 1e-4 * float(y.std())
+
+
+def test_cholesky_of_a_singular_kernel_matrix_gets_jitter():
+    from optuna_keras_hpo.samplers._gp.model import _cholesky
+
+    x = torch.tensor([[0.1, 0.2], [0.1, 0.2], [0.7, 0.4]], dtype=torch.float64)
+    K = x @ x.T  # rank 2: plain Cholesky fails
+    assert torch.linalg.cholesky_ex(K)[1].item() != 0
+    L = _cholesky(K)
+    assert torch.allclose(L @ L.T, K, atol=1e-6)
 
 
 def test_cached_posterior_is_the_gp_posterior(fitted):
