@@ -116,8 +116,8 @@ def fit_model(
     when it has the right size, else (or if that fit fails) from the defaults.
 
     The objective is the exact log marginal likelihood plus the model's log priors, over
-    ``theta = (log 1/l_i**2, log s, log(noise - MINIMUM_NOISE))``, minimised by L-BFGS-B to a gradient
-    tolerance of 1e-2 (Optuna's ``GPSampler`` fits the same objective the same way). It is
+    ``theta = (log 1/l_i**2, log s, log(noise - MINIMUM_NOISE))``, minimised by L-BFGS-B to a
+    gradient tolerance of 1e-2 (Optuna's ``GPSampler`` fits the same objective the same way). It is
     computed in closed form from one Cholesky factor (GPyTorch's generic marginal likelihood
     took about 1.7 ms per evaluation against about 0.2 ms here) and the result is loaded into the
     BoTorch model.
