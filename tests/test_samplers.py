@@ -111,12 +111,12 @@ def test_deterministic_data_fit_a_noise_below_gpsamplers_floor():
 
 
 def test_cholesky_of_a_singular_kernel_matrix_gets_jitter():
-    from optuna_keras_hpo.samplers._gp.model import _cholesky
+    from optuna_keras_hpo.samplers._gp.model import psd_safe_cholesky  # what CachedGP uses
 
     x = torch.tensor([[0.1, 0.2], [0.1, 0.2], [0.7, 0.4]], dtype=torch.float64)
     K = x @ x.T  # rank 2: plain Cholesky fails
     assert torch.linalg.cholesky_ex(K)[1].item() != 0
-    L = _cholesky(K)
+    L = psd_safe_cholesky(K)
     assert torch.allclose(L @ L.T, K, atol=1e-6)
 
 

@@ -32,6 +32,7 @@ from botorch.models.transforms.outcome import Standardize
 from botorch.posteriors import Posterior
 from gpytorch.constraints import GreaterThan, Positive
 from gpytorch.priors import GammaPrior, Prior
+from linear_operator.utils.cholesky import psd_safe_cholesky
 
 MINIMUM_NOISE = 1e-8
 
@@ -214,20 +215,6 @@ def model_state(model: SingleTaskGP) -> np.ndarray:
     ])
 
 
-def _cholesky(K: torch.Tensor) -> torch.Tensor:
-    """The Cholesky factor of ``K``, adding jitter to its diagonal (1e-10 of its scale, then
-    10x more each time) if rounding has made it lose positive definiteness: with a noise floor of
-    1e-8, points crowded around an optimum can make ``K`` numerically singular."""
-    L, info = torch.linalg.cholesky_ex(K)
-    jitter = 1e-10 * float(K.diagonal().mean())
-    while info.item() != 0:
-        if jitter > 1e-2 * float(K.diagonal().mean()):
-            raise RuntimeError("the GP's kernel matrix is not positive definite, even with jitter")
-        L, info = torch.linalg.cholesky_ex(K + jitter * torch.eye(len(K), dtype=K.dtype))
-        jitter *= 10
-    return L
-
-
 class GaussianPosterior(Posterior):
     """Independent normal marginals (all an analytic acquisition reads)."""
 
@@ -291,7 +278,10 @@ class CachedGP(Model):
         with torch.no_grad():
             K = self._k(self.train_X, self.train_X)
             K.diagonal().add_(self._noise)
-            L = _cholesky(K)
+            # GPyTorch's Cholesky, which adds jitter (1e-8, then 10x, up to 3 tries) if rounding
+            # has made K lose positive definiteness, as points crowded around an optimum can
+            # with a noise floor of 1e-8.
+            L = psd_safe_cholesky(K)
             self._alpha = torch.cholesky_solve(self.train_y.unsqueeze(-1), L).squeeze(-1)
             # L^-1 once, so each evaluation is a matrix product (cheap to differentiate).
             eye = torch.eye(len(L), dtype=L.dtype)
