@@ -433,27 +433,55 @@ def scaled(trials: int, scale: float) -> int:
 
 
 def run_all(
-    problems: Sequence[Problem], samplers: Sequence[str], seeds: int, scale: float
+    problems: Sequence[Problem],
+    samplers: Sequence[str],
+    seeds: int,
+    scale: float,
+    jobs: int = 1,
 ) -> list[Run]:
-    """Every problem x sampler x seed, with a progress line on stderr after each run."""
-    runs = []
-    total = len(problems) * len(samplers) * seeds
-    for problem in problems:
-        budget = scaled(problem.budget, scale)
-        for sampler_name in samplers:
-            for seed in range(seeds):
-                start = time.perf_counter()
-                run = run_once(problem, sampler_name, seed, budget)
+    """Every problem x sampler x seed, with a progress line on stderr after each run.
+
+    With ``jobs > 1`` the runs are spread over that many worker processes: regrets are the same
+    as in one process (each run is seeded on its own), but the samplers then share the CPU, so
+    their times are not comparable with a run of ``jobs=1``.
+    """
+    tasks = [
+        (problem, sampler_name, seed, scaled(problem.budget, scale))
+        for problem in problems
+        for sampler_name in samplers
+        for seed in range(seeds)
+    ]
+    runs: list[Run] = []
+    if jobs > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(jobs, initializer=quiet_optuna) as pool:
+            for run, seconds in pool.imap_unordered(_timed_run, tasks):
                 runs.append(run)
-                final = regret(problem, run.best_so_far[-1])
-                print(
-                    f"[{len(runs)}/{total}] {problem.name} {sampler_name} seed={seed}: "
-                    f"final regret {sci(final)}, sampler {sum(run.sampler_seconds):.1f} s "
-                    f"of {time.perf_counter() - start:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                _progress(run, seconds, len(runs), len(tasks))
+        order = {(p.name, name, seed): i for i, (p, name, seed, _) in enumerate(tasks)}
+        return sorted(runs, key=lambda run: order[(run.problem, run.sampler, run.seed)])
+    for task in tasks:
+        run, seconds = _timed_run(task)
+        runs.append(run)
+        _progress(run, seconds, len(runs), len(tasks))
     return runs
+
+
+def _timed_run(task: tuple[Problem, str, int, int]) -> tuple[Run, float]:
+    start = time.perf_counter()
+    run = run_once(*task)
+    return run, time.perf_counter() - start
+
+
+def _progress(run: Run, seconds: float, done: int, total: int) -> None:
+    final = regret(PROBLEMS[run.problem], run.best_so_far[-1])
+    print(
+        f"[{done}/{total}] {run.problem} {run.sampler} seed={run.seed}: "
+        f"final regret {sci(final)}, sampler {sum(run.sampler_seconds):.1f} s of {seconds:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -625,6 +653,42 @@ def caption(problems: Sequence[Problem], samplers: Sequence[str], seeds: int, sc
     return " ".join(sentences)
 
 
+BLOCK = 5  # seeds per block in :func:`seed_blocks`
+
+
+def seed_blocks(
+    problems: Sequence[Problem], samplers: Sequence[str], runs: Sequence[Run], scale: float
+) -> str:
+    """How a five-seed measurement of trials to the target varies: with at least two blocks of
+    five consecutive seeds, each sampler's per-block medians and how many blocks had every seed
+    reach the target (empty text when there is nothing to show)."""
+    lines = []
+    for problem in problems:
+        if problem.target_regret is None:
+            continue
+        for name in samplers:
+            trials = [
+                trials_to_target(problem, run)
+                for run in runs
+                if run.key == (problem.name, name)
+            ]
+            n_blocks = len(trials) // BLOCK
+            if n_blocks < 2:
+                continue
+            blocks = [trials[i * BLOCK:(i + 1) * BLOCK] for i in range(n_blocks)]
+            medians = [statistics.median(b) for b in blocks]
+            shown = ", ".join(
+                f">{scaled(problem.budget, scale)}" if math.isinf(m) else f"{m:g}" for m in medians
+            )
+            complete = sum(all(not math.isinf(t) for t in b) for b in blocks)
+            lines.append(
+                f"- {problem.name}, {name}: median trials to regret < {problem.target_regret:g} "
+                f"in each block of {BLOCK} seeds: {shown}; blocks where all {BLOCK} seeds reach "
+                f"it: {complete} of {n_blocks}."
+            )
+    return "\n".join(lines)
+
+
 def seed_range(seeds: int) -> str:
     """The seeds as text: "seeds 0-4", or "seed 0" for a single seed."""
     return f"seeds 0-{seeds - 1}" if seeds > 1 else "seed 0"
@@ -675,6 +739,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown")
     parser.add_argument("--json", metavar="PATH", help="write the raw per-run results")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes (default 1; with more, regrets are unchanged but the samplers "
+        "share the CPU, so ms/trial is not comparable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -683,9 +754,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     quiet_optuna()
     problems = [PROBLEMS[name] for name in args.problems]
     samplers = available(args.samplers)
-    runs = run_all(problems, samplers, args.seeds, args.budget_scale)
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs={args.jobs}: expected a number of processes >= 1")
+    runs = run_all(problems, samplers, args.seeds, args.budget_scale, args.jobs)
     header, rows = table(problems, samplers, runs, args.budget_scale)
     about = caption(problems, samplers, args.seeds, args.budget_scale)
+    if args.jobs > 1:
+        about += (
+            f" Runs spread over {args.jobs} processes: the samplers shared the CPU, so ms/trial"
+            " is not comparable with a one-process run."
+        )
+    blocks = seed_blocks(problems, samplers, runs, args.budget_scale)
+    if blocks:
+        about += "\n\n" + blocks
     print(render_text(header, rows))
     print()
     print(about)
