@@ -740,6 +740,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown")
     parser.add_argument("--json", metavar="PATH", help="write the raw per-run results")
     parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="also draw the regret curves (and, for problems with a target, the share of seeds "
+        "that reached it by each trial) as a PNG",
+    )
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="do not run: read the runs of an earlier --json (with its --budget-scale) and "
+        "print, write and plot them",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -752,13 +764,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_optuna()
-    problems = [PROBLEMS[name] for name in args.problems]
-    samplers = available(args.samplers)
     if args.jobs < 1:
         raise SystemExit(f"--jobs={args.jobs}: expected a number of processes >= 1")
-    runs = run_all(problems, samplers, args.seeds, args.budget_scale, args.jobs)
+    if args.from_json:
+        runs, args.budget_scale = read_runs(args.from_json)
+        problems = [p for p in PROBLEMS.values() if any(r.problem == p.name for r in runs)]
+        samplers = list(dict.fromkeys(r.sampler for r in runs))
+        seeds = len({r.seed for r in runs})
+    else:
+        problems = [PROBLEMS[name] for name in args.problems]
+        samplers = available(args.samplers)
+        seeds = args.seeds
+        runs = run_all(problems, samplers, seeds, args.budget_scale, args.jobs)
     header, rows = table(problems, samplers, runs, args.budget_scale)
-    about = caption(problems, samplers, args.seeds, args.budget_scale)
+    about = caption(problems, samplers, seeds, args.budget_scale)
     if args.jobs > 1:
         about += (
             f" Runs spread over {args.jobs} processes: the samplers shared the CPU, so ms/trial"
@@ -774,6 +793,68 @@ def main(argv: Sequence[str] | None = None) -> None:
         write(args.markdown, f"{render_markdown(header, rows)}\n\n{about}\n")
     if args.json:
         write(args.json, raw_results(problems, runs, args.budget_scale))
+    if args.plot:
+        plot(problems, samplers, runs, args.budget_scale, args.plot)
+
+
+def read_runs(path: str) -> tuple[list[Run], float]:
+    """The runs and budget scale saved by ``--json``."""
+    payload = json.loads(Path(path).read_text())
+    unknown = sorted({r["problem"] for r in payload["runs"]} - set(PROBLEMS))
+    if unknown:
+        raise SystemExit(f"--from-json={path}: unknown problems {unknown}")
+    return [Run(**r) for r in payload["runs"]], float(payload["budget_scale"])
+
+
+def plot(
+    problems: Sequence[Problem],
+    samplers: Sequence[str],
+    runs: Sequence[Run],
+    scale: float,
+    path: str,
+) -> None:
+    """One panel per problem: median simple regret against trials, with the quartiles shaded;
+    for problems with a target regret, one more panel: the share of seeds below the target by
+    each trial."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(p, "regret") for p in problems]
+    panels += [(p, "target") for p in problems if p.target_regret is not None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (problem, kind) in zip(axes[0], panels, strict=True):
+        for name in samplers:
+            mine = [r for r in runs if r.key == (problem.name, name)]
+            if not mine:
+                continue
+            curves = np.array([[regret(problem, b) for b in r.best_so_far] for r in mine])
+            trials = np.arange(1, curves.shape[1] + 1)
+            if kind == "regret":
+                low, mid, high = np.percentile(np.maximum(curves, 1e-12), [25, 50, 75], axis=0)
+                (line,) = ax.plot(trials, mid, label=name)
+                ax.fill_between(trials, low, high, color=line.get_color(), alpha=0.15)
+            else:
+                share = (curves < problem.target_regret).mean(axis=0)
+                ax.step(trials, 100 * share, where="post", label=name)
+        if kind == "regret":
+            ax.set_yscale("log")
+            ax.set_ylabel("simple regret (median, quartiles)")
+            ax.set_title(problem.name)
+        else:
+            ax.set_ylim(0, 100)
+            ax.set_ylabel(f"% of seeds with regret < {problem.target_regret:g}")
+            ax.set_title(f"{problem.name}: reaching the target")
+        ax.set_xlabel("trials")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    n_seeds = len({r.seed for r in runs})
+    fig.suptitle(f"{seed_range(n_seeds)}, budget scale {scale:g}", fontsize="small")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
