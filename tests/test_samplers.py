@@ -13,7 +13,13 @@ from scipy.stats import norm
 from optuna_keras_hpo.samplers import GaussianProcessSampler
 from optuna_keras_hpo.samplers._gp.acquisition import make_acquisition
 from optuna_keras_hpo.samplers._gp.model import MINIMUM_NOISE, CachedGP, fit_model
-from optuna_keras_hpo.samplers._gp.propose import compress_top_tail, training_data
+from optuna_keras_hpo.samplers._gp.propose import (
+    _identity,
+    compress_top_tail,
+    fit_surrogate,
+    training_data,
+    yeo_johnson,
+)
 from optuna_keras_hpo.samplers._gp.space import EncodedSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -270,6 +276,29 @@ def test_long_lower_tail_is_left_alone():
     modelled, to_model = compress_top_tail(y)
     assert modelled is y
     assert to_model(1.0) == 1.0
+
+
+def test_a_long_lower_tail_is_stretched_only_when_the_gp_of_the_stretched_values_is_likelier():
+    x = np.random.default_rng(0).uniform(0.0, 1.0, (30, 1))
+    not_categorical = np.zeros(1, dtype=bool)
+    # A smooth function seen through the inverse of a Yeo-Johnson transform with exponent 2.5:
+    # a long lower tail, and smooth only once stretched back.
+    h = np.sin(6 * x[:, 0])
+    warped = np.where(h >= 0, (2.5 * np.clip(h, 0, None) + 1) ** 0.4 - 1,
+                      1 - (1 + np.clip(h, None, 0) / 2) ** -2.0)
+    assert yeo_johnson(warped).exponent > 1
+    fitted, to_model = fit_surrogate(x, warped, not_categorical, None, False)
+    assert to_model is not _identity
+    standardised = (fitted.train_targets * fitted.outcome_transform.stdvs.squeeze()
+                    + fitted.outcome_transform.means.squeeze())
+    assert float(standardised.max()) == pytest.approx(to_model(warped.max()))
+    # A smooth quadratic, also with a long lower tail: its own GP is the likelier one.
+    quadratic = -(3 * x[:, 0]) ** 2
+    assert yeo_johnson(quadratic).exponent > 1
+    fitted, to_model = fit_surrogate(x, quadratic, not_categorical, None, False)
+    assert to_model is _identity
+    assert np.allclose(fitted.outcome_transform.untransform(
+        fitted.train_targets.unsqueeze(-1))[0].squeeze().numpy(), quadratic)
 
 
 def test_constraints_steer_the_search_to_the_feasible_region():
