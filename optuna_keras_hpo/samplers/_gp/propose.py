@@ -193,10 +193,10 @@ def fit_surrogate(X: np.ndarray, y: np.ndarray, is_categorical: np.ndarray,
     stretched values are modelled only if the data are more probable under that GP by
     ``STRETCH_EVIDENCE_MARGIN`` nats (:func:`~optuna_keras_hpo.samplers._gp.model.log_evidence`
     plus the log Jacobian of the transform, so both are densities of the same ``y``). Measured on
-    20 + 30 seeds (docs/benchmarks.md): the mixed space's median final regret went from 4.9e-4 to
-    about 5e-5 (its runs had stalled refining the continuous learning rate), Branin's stayed
-    within 2x of its earlier value (the raw GP is usually the more probable there), Hartmann6
-    (long upper tails) unchanged.
+    50 seeds (docs/benchmarks.md): the mixed space's median final regret went from 4.9e-4 to
+    5.5e-5 (its runs had stalled refining the continuous learning rate), Branin's from 3.3e-5 to
+    6.8e-5 (the raw GP is usually the likelier there; still below ``GPSampler``'s 2.6e-4);
+    Hartmann6 (long upper tails) unchanged on 20 seeds.
     """
     torch_X = torch.from_numpy(X)
     transform = yeo_johnson(y)
