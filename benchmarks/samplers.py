@@ -778,7 +778,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs = run_all(problems, samplers, seeds, args.budget_scale, args.jobs)
     header, rows = table(problems, samplers, runs, args.budget_scale)
     about = caption(problems, samplers, seeds, args.budget_scale)
-    if args.jobs > 1:
+    if args.jobs > 1 and not args.from_json:
         about += (
             f" Runs spread over {args.jobs} processes: the samplers shared the CPU, so ms/trial"
             " is not comparable with a one-process run."
