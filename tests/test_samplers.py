@@ -76,6 +76,11 @@ def test_fit_maximises_gpytorchs_marginal_likelihood_with_priors(fitted):
 
     kernel = model.covar_module
     best = objective()
+    constant = model.mean_module.constant.clone()
+    for shift in (-0.05, 0.05):  # the prior mean too
+        model.mean_module.constant.data.fill_(float(constant) + shift)
+        assert objective() < best
+    model.mean_module.constant.data.copy_(constant)
     fitted_values = (kernel.base_kernel.lengthscale.clone(), kernel.outputscale.clone(),
                      model.likelihood.noise.clone())
     try:
@@ -123,6 +128,32 @@ def test_cholesky_of_a_singular_kernel_matrix_gets_jitter():
     assert torch.linalg.cholesky_ex(K)[1].item() != 0
     L = psd_safe_cholesky(K)
     assert torch.allclose(L @ L.T, K, atol=1e-6)
+
+
+def test_prior_mean_is_the_least_squares_level_of_the_data():
+    """The constant prior mean is the generalised least-squares estimate at the fitted
+    hyperparameters, so a crowded cluster of good points counts about as one point: far from the
+    data the GP predicts the level of the scattered points, not the plain average that the
+    cluster pulls up (which sent Expected Improvement to the corners of the cube)."""
+    rng = np.random.default_rng(3)
+    cluster = 0.5 + 0.01 * rng.standard_normal((12, 2))
+    scattered = rng.uniform(size=(8, 2))
+    X = torch.from_numpy(np.vstack([cluster, scattered]))
+    y = torch.from_numpy(np.concatenate([3.0 + 0.01 * rng.standard_normal(12),
+                                         0.1 * rng.standard_normal(8)]))[:, None]
+    model = fit_model(X, y, np.array([False, False]))
+    gp = CachedGP(model)
+
+    # The closed form, from the fitted hyperparameters, in the model's standardised units.
+    K = gp._k(X, X) + gp._noise * torch.eye(len(X), dtype=X.dtype)
+    z = (y.squeeze(-1) - gp._y_mean) / gp._y_std
+    ones = torch.ones_like(z)
+    expected = (ones @ torch.linalg.solve(K, z)) / (ones @ torch.linalg.solve(K, ones))
+    assert float(model.mean_module.constant) == pytest.approx(float(expected), rel=1e-6)
+
+    far = gp.posterior(torch.tensor([[[40.0, -40.0]]], dtype=torch.float64)).mean.item()
+    assert far == pytest.approx(float(expected * gp._y_std + gp._y_mean), abs=1e-6)
+    assert far < 0.5 * float(y.mean())  # the plain average is 1.8; the scattered level is ~0
 
 
 def test_cached_posterior_is_the_gp_posterior(fitted):
