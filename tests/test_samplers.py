@@ -234,6 +234,9 @@ def test_gp_proposals_stay_on_lattices_and_beat_random():
                              for s in range(3)])
     assert study.best_value < random_best
     assert study.best_params["optimizer"] == "adam"
+    # What the objective receives: Python numbers, as from Optuna's own samplers.
+    trial = study.ask(MIXED)
+    assert type(trial.params["dropout"]) is float and type(trial.params["units"]) is int
 
 
 def test_no_configuration_is_proposed_twice():

@@ -91,7 +91,7 @@ def _dimension(name: str, d: BaseDistribution) -> Dimension:
     if lattice is None:
         return Dimension(name, d, CONTINUOUS)
     dim = Dimension(name, d, DISCRETE)
-    raw = [int(v) for v in lattice] if isinstance(d, IntDistribution) else list(lattice)
+    raw = [int(v) if isinstance(d, IntDistribution) else float(v) for v in lattice]
     dim.values = np.array([dim.encode(v) for v in raw])
     dim.raw_values = raw
     return dim
