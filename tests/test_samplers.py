@@ -183,6 +183,27 @@ def test_ei_and_pi_match_their_closed_forms(fitted, xi):
     np.testing.assert_allclose(got_pi, pi, rtol=1e-4, atol=1e-10)
 
 
+def test_log_ei_is_botorchs_log_ei_and_its_gradient_far_into_the_tail(fitted):
+    """The sampler's log EI (Optuna's formula) equals BoTorch's LogExpectedImprovement, values
+    and gradients, from the incumbent to improvements 60 standard deviations away."""
+    from botorch.acquisition.analytic import LogExpectedImprovement
+
+    model, _, y = fitted
+    gp = CachedGP(model)
+    x = candidates(64)
+    for shift in (0.0, 1.0, 10.0, 30.0):
+        best = float(y.max()) + shift
+        ours_x, theirs_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        ours = make_acquisition("ei", gp, best)(ours_x)
+        theirs = LogExpectedImprovement(gp, best_f=best)(theirs_x)
+        assert torch.allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+        ours.sum().backward()
+        theirs.sum().backward()
+        assert torch.allclose(ours_x.grad, theirs_x.grad, rtol=1e-6, atol=1e-9)
+    z = (gp.posterior(x).mean - best) / gp.posterior(x).variance.sqrt()
+    assert float(z.min()) < -40  # the last shift reached the far tail
+
+
 @pytest.mark.parametrize("kappa", [0.0, 1.0, 2.6])
 def test_ucb_matches_its_closed_form(fitted, kappa):
     model, _, y = fitted

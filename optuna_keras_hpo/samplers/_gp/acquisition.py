@@ -17,9 +17,15 @@ The GP gives, at a candidate ``x``, a posterior mean ``mu(x)`` and standard devi
 objective's own units and scale; larger values explore more. The log forms have the same argmax
 as EI and PI (log is increasing) but stay finite and informative where EI and PI underflow to 0,
 which is where most candidates are late in a search.
+
+Log EI is evaluated by :class:`LogEI`, BoTorch's ``LogExpectedImprovement`` with a leaner
+evaluation of the same formula (Ament et al., 2023), at about half the cost with its gradient;
+the acquisition optimiser evaluates it a few hundred times per proposal.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from botorch.acquisition.analytic import (
@@ -37,12 +43,46 @@ def make_acquisition(
 ) -> AcquisitionFunction:
     """The acquisition ``name`` ("ei", "pi" or "ucb") on a fitted model, to be maximised."""
     if name == "ei":
-        return LogExpectedImprovement(model, best_f=best_f + xi)
+        return LogEI(model, best_f=best_f + xi)
     if name == "pi":
         return LogProbabilityOfImprovement(model, best_f=best_f + xi)
     if name == "ucb":
         return UpperConfidenceBound(model, beta=kappa**2)
     raise ValueError(f"acquisition={name!r}; expected one of {list(ACQUISITIONS)}.")
+
+
+class LogEI(LogExpectedImprovement):
+    """``log EI(x)`` for candidates shaped ``(b, 1, d)``: BoTorch's ``LogExpectedImprovement``
+    (``best_f`` includes ``xi``), evaluated as ``log(sigma) + log_ei(Z)`` (:func:`log_ei`).
+    BoTorch's own ``forward`` gives the same values and gradients (tested to 1e-9) at about
+    twice the cost."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        posterior = self.model.posterior(X)
+        mean = posterior.mean.squeeze(-1).squeeze(-1)
+        sigma = posterior.variance.squeeze(-1).squeeze(-1).clamp_min(1e-12).sqrt()
+        return log_ei((mean - self.best_f) / sigma) + sigma.log()
+
+
+_TAIL = -25.0  # below this Z, Z Phi(Z) + phi(Z) is computed from erfcx (Ament et al., 2023)
+
+
+def log_ei(z: torch.Tensor) -> torch.Tensor:
+    """``log(z Phi(z) + phi(z))``, the log EI of a standard normal over 0 at mean ``z``.
+
+    Directly for ``z >= -25``; below, where the direct form underflows, as
+    ``log phi(z) + log(1 + sqrt(pi / 2) z erfcx(-z / sqrt 2))`` (the two branches of Optuna's
+    ``standard_logei``, which is the same formula). Each branch sees its input clamped to its own
+    side, so neither produces an infinity whose gradient would turn into NaN (Optuna's in-place
+    form gives NaN gradients below about -38)."""
+    upper = z.clamp_min(_TAIL)
+    direct = (0.5 * upper * torch.special.erfc(-upper / math.sqrt(2.0))
+              + torch.exp(-0.5 * upper.square()) / math.sqrt(2.0 * math.pi)).log()
+    lower = z.clamp_max(_TAIL)
+    tail = (-0.5 * lower.square() - 0.5 * math.log(2.0 * math.pi)
+            + torch.log1p(math.sqrt(math.pi / 2.0) * lower
+                          * torch.special.erfcx(-lower / math.sqrt(2.0))))
+    return torch.where(z >= _TAIL, direct, tail)
 
 
 class ConstrainedAcquisition(AcquisitionFunction):

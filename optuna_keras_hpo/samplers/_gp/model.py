@@ -90,10 +90,31 @@ def mixed_matern52(x1: torch.Tensor, x2: torch.Tensor, lengthscale: torch.Tensor
     squared = diff.square()
     if is_categorical.any():
         squared = torch.where(is_categorical, (diff != 0).to(diff), squared)
-    r2 = (squared / lengthscale.square()).sum(-1)
-    # The tiny shift keeps the gradient of sqrt finite where two points coincide.
-    r = torch.sqrt(r2 + 1e-12) * math.sqrt(5.0)
-    return (1.0 + r + r.square() / 3.0) * torch.exp(-r)
+    if lengthscale.dim() == 1:
+        r2 = squared @ lengthscale.square().reciprocal()
+    else:
+        r2 = (squared / lengthscale.unsqueeze(-2).square()).sum(-1)
+    return _Matern52.apply(r2)
+
+
+class _Matern52(torch.autograd.Function):
+    """``matern52`` of the squared scaled distance ``r2``: ``(1 + s + s**2 / 3) exp(-s)`` with
+    ``s = sqrt(5 r2)``, and its derivative ``-5/6 (1 + s) exp(-s)`` with respect to ``r2`` saved
+    in the forward pass (as Optuna's ``GPSampler`` does): one autograd node instead of a dozen,
+    which is most of the cost of the acquisition's gradients, and exact at ``r2 = 0``, where
+    differentiating through ``sqrt`` is not."""
+
+    @staticmethod
+    def forward(ctx, r2: torch.Tensor) -> torch.Tensor:
+        s = torch.sqrt(5.0 * r2)
+        exp = torch.exp(-s)
+        ctx.save_for_backward((-5.0 / 6.0) * (1.0 + s) * exp)
+        return exp * ((5.0 / 3.0) * r2 + s + 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (derivative,) = ctx.saved_tensors
+        return derivative * grad
 
 
 def make_model(
