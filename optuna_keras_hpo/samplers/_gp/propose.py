@@ -250,7 +250,7 @@ def yeo_johnson(y: np.ndarray) -> YeoJohnson | None:
     if len(y) < 3 or np.ptp(y) == 0:
         return None
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # overflow warnings while scipy brackets the exponent
+        warnings.simplefilter("ignore")  # overflow warnings at extreme trial exponents
         transform = YeoJohnson(y, yeo_johnson_exponent(y))
     # Equal transformed values (a zero spread) give 0 / 0 here, so this also covers them.
     if not (np.all(np.isfinite(transform.values)) and np.isfinite(transform.log_jacobian)):
