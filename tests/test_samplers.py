@@ -185,7 +185,7 @@ def test_ei_and_pi_match_their_closed_forms(fitted, xi):
 
 
 def test_log_ei_is_botorchs_log_ei_and_its_gradient_far_into_the_tail(fitted):
-    """The sampler's log EI (Optuna's formula) equals BoTorch's LogExpectedImprovement, values
+    """The sampler's lean log EI equals BoTorch's LogExpectedImprovement, values
     and gradients, from the incumbent to improvements 60 standard deviations away."""
     from botorch.acquisition.analytic import LogExpectedImprovement
 

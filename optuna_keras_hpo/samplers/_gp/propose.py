@@ -234,9 +234,8 @@ class YeoJohnson:
         self.values = (transformed - self._mean) / self._std
         # log |d values / d y| summed over the values: (lambda - 1) log(1 + y) for y >= 0,
         # (1 - lambda) log(1 - y) below, and the standardisation's 1 / std for each.
-        derivative = np.where(y >= 0, (exponent - 1) * np.log1p(np.abs(y)),
-                              (1 - exponent) * np.log1p(np.abs(y)))
-        self.log_jacobian = float(derivative.sum() - len(y) * np.log(self._std))
+        self.log_jacobian = float((exponent - 1) * _signed_log1p_sum(y)
+                                  - len(y) * np.log(self._std))
 
     def to_model(self, value: float) -> float:
         return float((stats.yeojohnson(np.array([value]), self.exponent)[0] - self._mean)
@@ -259,29 +258,20 @@ def yeo_johnson(y: np.ndarray) -> YeoJohnson | None:
 
 
 def yeo_johnson_exponent(y: np.ndarray) -> float:
-    """The maximum-likelihood Yeo-Johnson exponent of ``y``: ``scipy.stats.yeojohnson_normmax``
-    (the same bounds, which keep the transformed values far from overflow, and the same
-    ``fminbound`` search), with the log-likelihood
-    ``-n/2 log var(psi(y)) + (lambda - 1) sum sign(y) log(1 + |y|)`` computed directly instead
-    of scipy's log-space form: about 1 ms instead of about 10 ms per proposal, with the same
-    exponent to the search's tolerance (tested)."""
+    """The maximum-likelihood Yeo-Johnson exponent of ``y``, as
+    ``scipy.stats.yeojohnson_normmax`` finds it (the same bounds, which keep the transformed
+    values far from overflow, and the same ``fminbound`` search), with the log-likelihood
+    ``-n/2 log var(yeojohnson(y)) + (lambda - 1) sum sign(y) log(1 + |y|)`` computed from scipy's
+    transform instead of scipy's log-space form: about 2 ms instead of about 10 ms per
+    proposal, with the same exponent (tested)."""
     y = np.asarray(y, dtype=float)
-    negative = y < 0
-    log1p_abs = np.log1p(np.abs(y))
-    jacobian = float(np.where(negative, -log1p_abs, log1p_abs).sum())
-    n = len(y)
+    jacobian = _signed_log1p_sum(y)
 
     def negative_llf(exponent: float) -> float:
-        psi = np.empty_like(y)
-        up, down = log1p_abs[~negative], log1p_abs[negative]
-        psi[~negative] = (up if abs(exponent) < 1e-12
-                          else np.expm1(exponent * up) / exponent)
-        psi[negative] = (-down if abs(exponent - 2) < 1e-12
-                         else -np.expm1((2 - exponent) * down) / (2 - exponent))
-        variance = psi.var()
+        variance = stats.yeojohnson(y, exponent).var()
         if not variance > 0 or not np.isfinite(variance):
             return np.inf
-        return 0.5 * n * np.log(variance) - (exponent - 1) * jacobian
+        return 0.5 * len(y) * np.log(variance) - (exponent - 1) * jacobian
 
     # scipy's bounds: values up to 20 times the largest observed one stay within half of the
     # floating-point exponent range once transformed.
@@ -289,11 +279,17 @@ def yeo_johnson_exponent(y: np.ndarray) -> float:
     eps = np.finfo(float).eps
     lower = (np.log(np.finfo(float).tiny) - np.log(eps)) / 2 / log1p_max
     upper = (np.log(np.finfo(float).max) + np.log(eps)) / 2 / log1p_max
-    if np.all(negative):
+    if np.all(y < 0):
         lower, upper = 2 - upper, 2 - lower
-    elif np.any(negative):
+    elif np.any(y < 0):
         lower, upper = max(2 - upper, lower), min(2 - lower, upper)
     return float(scipy.optimize.fminbound(negative_llf, lower, upper, xtol=1.48e-8))
+
+
+def _signed_log1p_sum(y: np.ndarray) -> float:
+    """``sum sign(y) log(1 + |y|)``: the log derivative of the Yeo-Johnson transform, summed,
+    is this times ``(lambda - 1)``."""
+    return float((np.sign(y) * np.log1p(np.abs(y))).sum())
 
 
 def _identity(value: float) -> float:
