@@ -64,8 +64,25 @@ class LengthscalePrior(Prior):
         return -self.a * (x.square() + x.square().reciprocal())
 
 
+class AdditiveWeightPrior(Prior):
+    """``log p(w) = -(log w)**2 / (2 * 2**2)`` up to a constant: the additive part's weight
+    ``w`` stays within a few factors of e**2 of 1 (equal weights) unless the data insist."""
+
+    arg_constraints: dict = {}
+    support = torch.distributions.constraints.positive
+
+    def __init__(self, scale: float = 2.0) -> None:
+        super().__init__(validate_args=False)
+        self.scale = scale
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return -0.5 * (x.log() / self.scale).square()
+
+
 class MixedMatern52Kernel(gpytorch.kernels.Kernel):
-    """Matern-5/2 with one lengthscale per column; Hamming distance on categorical columns."""
+    """Matern-5/2 with one lengthscale per column; Hamming distance on categorical columns;
+    with both kinds of column, plus an additive part weighted by ``additive`` (see
+    :func:`mixed_matern52`)."""
 
     has_lengthscale = True
 
@@ -77,19 +94,43 @@ class MixedMatern52Kernel(gpytorch.kernels.Kernel):
             **kwargs,
         )
         self.register_buffer("is_categorical", torch.as_tensor(is_categorical, dtype=torch.bool))
+        # The additive part's weight (None without one), loaded by the fit.
+        self.register_buffer("additive", None)
+        if has_additive_part(is_categorical):
+            self.additive = torch.tensor(1.0, dtype=torch.float64)
+            self.register_prior("additive_prior", AdditiveWeightPrior(), "additive")
 
     def forward(self, x1, x2, diag=False, last_dim_is_batch=False, **params):
         lengthscale = self.lengthscale.squeeze(-2)
-        return mixed_matern52(x1, x2, lengthscale, self.is_categorical, diag=diag)
+        return mixed_matern52(x1, x2, lengthscale, self.is_categorical, diag=diag,
+                              additive=self.additive)
+
+
+def has_additive_part(is_categorical: np.ndarray | torch.Tensor) -> bool:
+    """Whether the kernel over these columns has an additive part: with numeric and
+    categorical columns both."""
+    is_categorical = np.asarray(is_categorical, dtype=bool)
+    return bool(is_categorical.any() and not is_categorical.all())
 
 
 def mixed_matern52(x1: torch.Tensor, x2: torch.Tensor, lengthscale: torch.Tensor,
-                   is_categorical: torch.Tensor, diag: bool = False) -> torch.Tensor:
-    """``matern52(r)`` between the rows of ``x1`` and ``x2`` (see the module docstring)."""
+                   is_categorical: torch.Tensor, diag: bool = False,
+                   additive: torch.Tensor | None = None) -> torch.Tensor:
+    """The kernel between the rows of ``x1`` and ``x2`` (see the module docstring), at unit
+    output scale: ``matern52(r)``, or with ``additive = w`` (numeric and categorical columns
+    both) ``(matern52(r) + w (matern52(r_num) + matern52(r_cat)) / 2) / (1 + w)``, where
+    ``r_num`` and ``r_cat`` are the distances over the numeric and the categorical columns."""
     diff = x1 - x2 if diag else x1.unsqueeze(-2) - x2.unsqueeze(-3)
     squared = diff.square()
     if is_categorical.any():
         squared = torch.where(is_categorical, (diff != 0).to(diff), squared)
+    if additive is not None:
+        inverse = lengthscale.square().reciprocal()
+        r2_num = squared[..., ~is_categorical] @ inverse[~is_categorical]
+        r2_cat = squared[..., is_categorical] @ inverse[is_categorical]
+        product = _Matern52.apply(r2_num + r2_cat)
+        parts = _Matern52.apply(r2_num) + _Matern52.apply(r2_cat)
+        return (product + (0.5 * additive) * parts) / (1.0 + additive)
     if lengthscale.dim() == 1:
         r2 = squared @ lengthscale.square().reciprocal()
     else:
@@ -153,7 +194,8 @@ def fit_model(
     when it has the right size, else (or if that fit fails) from the defaults.
 
     The objective is the exact log marginal likelihood plus the model's log priors, over
-    ``theta = (log 1/l_i**2, log s, log(noise - MINIMUM_NOISE))``, minimised by L-BFGS-B to a
+    ``theta = (log 1/l_i**2, log s, log(noise - MINIMUM_NOISE)[, log w])`` (``w``, the additive
+    part's weight, with numeric and categorical columns both), minimised by L-BFGS-B to a
     gradient tolerance of 1e-2 (Optuna's ``GPSampler`` fits the same objective the same way). It is
     computed in closed form from one Cholesky factor (GPyTorch's generic marginal likelihood
     took about 1.7 ms per evaluation against about 0.2 ms here) and the result is loaded into the
@@ -161,7 +203,8 @@ def fit_model(
     """
     model = make_model(X, Y, is_categorical, deterministic)
     n_dims = X.shape[-1]
-    default = np.zeros(n_dims + 2)  # l = 1, s = 1, noise = 1 (+ MINIMUM_NOISE)
+    # l = 1, s = 1, noise = 1 (+ MINIMUM_NOISE), w = 1
+    default = np.zeros(n_dims + 2 + has_additive_part(is_categorical))
     starts = [default]
     if warm_start is not None and warm_start.shape == default.shape:
         starts.insert(0, warm_start)
@@ -207,6 +250,8 @@ class _MapObjective:
         self.y = model.train_targets.detach()  # standardised by the model's outcome transform
         kernel = model.covar_module
         self.is_categorical = kernel.base_kernel.is_categorical
+        self.additive = kernel.base_kernel.additive is not None
+        self.additive_prior = getattr(kernel.base_kernel, "additive_prior", None)
         self.lengthscale_prior = kernel.base_kernel.lengthscale_prior
         self.outputscale_prior = kernel.outputscale_prior
         self.noise_prior = model.likelihood.noise_covar.noise_prior
@@ -217,12 +262,14 @@ class _MapObjective:
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         t = torch.from_numpy(theta).requires_grad_(True)
-        n_dims = len(theta) - 2
+        n_dims = len(self.is_categorical)
         lengthscale = torch.exp(-0.5 * t[:n_dims])
         scale = torch.exp(t[n_dims])
         noise = (self.fixed_noise if self.deterministic
                  else torch.exp(t[n_dims + 1]) + MINIMUM_NOISE)
-        K = scale * mixed_matern52(self.X, self.X, lengthscale, self.is_categorical)
+        additive = torch.exp(t[n_dims + 2]) if self.additive else None
+        K = scale * mixed_matern52(self.X, self.X, lengthscale, self.is_categorical,
+                                   additive=additive)
         K = K + noise * torch.eye(len(self.y), dtype=K.dtype)
         L, info = torch.linalg.cholesky_ex(K)
         if info.item() != 0:
@@ -238,6 +285,8 @@ class _MapObjective:
                      + self.outputscale_prior.log_prob(scale).sum())
         if not self.deterministic:
             log_prior = log_prior + self.noise_prior.log_prob(noise).sum()
+        if additive is not None:
+            log_prior = log_prior + self.additive_prior.log_prob(additive)
         loss = -(log_likelihood + log_prior)
         loss.backward()
         return loss.item(), t.grad.numpy().copy()
@@ -260,12 +309,14 @@ class _NotPositiveDefinite(Exception):
 
 
 def _load(model: SingleTaskGP, theta: np.ndarray, deterministic: bool) -> None:
-    n_dims = len(theta) - 2
     kernel = model.covar_module
+    n_dims = len(kernel.base_kernel.is_categorical)
     kernel.base_kernel.lengthscale = torch.from_numpy(np.exp(-0.5 * theta[:n_dims]))
     kernel.outputscale = float(np.exp(theta[n_dims]))
     if not deterministic:
         model.likelihood.noise = float(np.exp(theta[n_dims + 1]) + MINIMUM_NOISE)
+    if kernel.base_kernel.additive is not None:
+        kernel.base_kernel.additive.fill_(float(np.exp(theta[n_dims + 2])))
 
 
 def model_state(model: SingleTaskGP) -> np.ndarray:
@@ -274,9 +325,11 @@ def model_state(model: SingleTaskGP) -> np.ndarray:
     kernel = model.covar_module
     lengthscale = kernel.base_kernel.lengthscale.detach().numpy().ravel()
     noise = float(model.likelihood.noise.detach()) - MINIMUM_NOISE
+    additive = kernel.base_kernel.additive
     return np.concatenate([
         -2.0 * np.log(lengthscale),
         [math.log(float(kernel.outputscale.detach())), math.log(max(noise, 1e-300))],
+        [] if additive is None else [math.log(float(additive))],
     ])
 
 
@@ -327,6 +380,7 @@ class CachedGP(Model):
         # evaluation, and gradients are only wanted with respect to the candidate.
         self._lengthscale = kernel.lengthscale.detach().squeeze(-2)
         self._is_categorical = kernel.is_categorical
+        self._additive = None if kernel.additive is None else kernel.additive.detach().clone()
         self._scale = fitted.covar_module.outputscale.detach()
         self._noise = fitted.likelihood.noise.detach().squeeze()
         transform = fitted.outcome_transform
@@ -355,7 +409,8 @@ class CachedGP(Model):
             self._L_inv_T = torch.linalg.solve_triangular(L, eye, upper=False).T
 
     def _k(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        return self._scale * mixed_matern52(x1, x2, self._lengthscale, self._is_categorical)
+        return self._scale * mixed_matern52(x1, x2, self._lengthscale, self._is_categorical,
+                                            additive=self._additive)
 
     def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False,
                   posterior_transform=None, **kwargs) -> GaussianPosterior:
