@@ -2,7 +2,20 @@
 
 Kernel: ``k(x, x') = s * matern52(r)``, ``r**2 = sum_i d_i(x_i, x'_i) / l_i**2`` where
 ``d_i = (x_i - x'_i)**2`` for numeric columns and ``1[x_i != x'_i]`` (Hamming) for categorical
-ones; a constant prior mean ``m`` (below). Priors, chosen for inputs in [0, 1] and
+ones; a constant prior mean ``m`` (below).
+
+With numeric and categorical columns both, the kernel also has an additive part, as BoTorch's
+``MixedSingleTaskGP`` (sum and product of a numeric and a categorical kernel):
+``s * (matern52(r) + w (matern52(r_num) + matern52(r_cat)) / 2) / (1 + w)``, ``r_num`` and
+``r_cat`` the distances over the numeric and over the categorical columns with the same
+lengthscales, and the weight ``w`` fitted with the other hyperparameters (prior:
+``log w ~ N(0, 2**2)``). The product part alone makes configurations that differ in a category
+nearly unrelated, so a category tried only at poor numeric values (an optimizer with a poor
+learning rate) looks poor everywhere; the additive part learns a category's effect and the
+numeric effects separately and carries each to combinations not yet run. Measured on the mixed
+benchmark space, seeds 0-79 (docs/benchmarks.md): with the default initial design the median
+final regret went from 6.6e-7 to 2.6e-7 and the worst from 3.7e-2 (the best optimizer never
+found) to 2.5e-3. Priors, chosen for inputs in [0, 1] and
 standardised outputs (those of Optuna's ``GPSampler``, which fit these benchmarks well):
 ``log p(l) = -0.1 (l**2 + 1/l**2)`` on each lengthscale (mode at 1), Gamma(2, 1) on ``s``,
 Gamma(1.1, 30) on the noise variance, which stays above ``MINIMUM_NOISE`` (1e-8). Hyperparameters
