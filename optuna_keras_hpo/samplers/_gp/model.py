@@ -15,10 +15,12 @@ learning rate) looks poor everywhere; the additive part learns a category's effe
 numeric effects separately and carries each to combinations not yet run. Measured on the mixed
 benchmark space, seeds 0-79 (docs/benchmarks.md): with the default initial design the median
 final regret went from 6.6e-7 to 2.6e-7 and the worst from 3.7e-2 (the best optimizer never
-found) to 2.5e-3. Priors, chosen for inputs in [0, 1] and
-standardised outputs (those of Optuna's ``GPSampler``, which fit these benchmarks well):
-``log p(l) = -0.1 (l**2 + 1/l**2)`` on each lengthscale (mode at 1), Gamma(2, 1) on ``s``,
-Gamma(1.1, 30) on the noise variance, which stays above ``MINIMUM_NOISE`` (1e-8). Hyperparameters
+found) to 2.5e-3.
+
+Priors, chosen for inputs in [0, 1] and standardised outputs (those of Optuna's
+``GPSampler``, which fit these benchmarks well): ``log p(l) = -0.1 (l**2 + 1/l**2)`` on each
+lengthscale (mode at 1), Gamma(2, 1) on ``s``, Gamma(1.1, 30) on the noise variance, which
+stays above ``MINIMUM_NOISE`` (1e-8); ``w``'s above. Hyperparameters
 are fitted by maximum a posteriori with L-BFGS-B, warm-started from the previous fit
 (:func:`fit_model`).
 
