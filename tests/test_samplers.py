@@ -60,12 +60,11 @@ def fitted():
     return model, X, y
 
 
-def test_fit_maximises_gpytorchs_marginal_likelihood_with_priors(fitted):
-    """The closed-form MAP fit lands on an optimum of GPyTorch's own objective (marginal
-    log-likelihood plus the model's priors): moving any hyperparameter lowers it."""
+def gpytorch_map_objective(model):
+    """GPyTorch's own MAP objective of a fitted model at its current hyperparameters: the exact
+    marginal log-likelihood plus every prior registered on the model."""
     import gpytorch
 
-    model, _, _ = fitted
     mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
 
     def objective() -> float:
@@ -74,6 +73,15 @@ def test_fit_maximises_gpytorchs_marginal_likelihood_with_priors(fitted):
             value = float(mll(model(*model.train_inputs), model.train_targets))
         model.eval()
         return value
+
+    return objective
+
+
+def test_fit_maximises_gpytorchs_marginal_likelihood_with_priors(fitted):
+    """The closed-form MAP fit lands on an optimum of GPyTorch's own objective (marginal
+    log-likelihood plus the model's priors): moving any hyperparameter lowers it."""
+    model, _, _ = fitted
+    objective = gpytorch_map_objective(model)
 
     kernel = model.covar_module
     best = objective()
@@ -195,19 +203,10 @@ def test_mixed_fit_maximises_gpytorchs_objective_in_the_additive_weight():
     """The additive part's weight is fitted with the rest: GPyTorch's marginal likelihood plus
     the model's priors (the weight's among them) is lower on either side of it, and the cached
     posterior, which evaluates the kernel itself, equals the BoTorch model's."""
-    import gpytorch
-
     X, y = _shifted_category_data()
     model = fit_model(X, y, np.array([False, True]))
     kernel = model.covar_module.base_kernel
-    mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
-
-    def objective() -> float:
-        model.train()
-        with torch.no_grad():
-            value = float(mll(model(*model.train_inputs), model.train_targets))
-        model.eval()
-        return value
+    objective = gpytorch_map_objective(model)
 
     fitted_weight = float(kernel.additive)
     best = objective()

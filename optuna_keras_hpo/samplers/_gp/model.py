@@ -265,7 +265,7 @@ class _MapObjective:
         self.y = model.train_targets.detach()  # standardised by the model's outcome transform
         kernel = model.covar_module
         self.is_categorical = kernel.base_kernel.is_categorical
-        self.additive = kernel.base_kernel.additive is not None
+        # Registered only with an additive part, so this is None exactly when there is none.
         self.additive_prior = getattr(kernel.base_kernel, "additive_prior", None)
         self.lengthscale_prior = kernel.base_kernel.lengthscale_prior
         self.outputscale_prior = kernel.outputscale_prior
@@ -282,7 +282,7 @@ class _MapObjective:
         scale = torch.exp(t[n_dims])
         noise = (self.fixed_noise if self.deterministic
                  else torch.exp(t[n_dims + 1]) + MINIMUM_NOISE)
-        additive = torch.exp(t[n_dims + 2]) if self.additive else None
+        additive = torch.exp(t[n_dims + 2]) if self.additive_prior is not None else None
         K = scale * mixed_matern52(self.X, self.X, lengthscale, self.is_categorical,
                                    additive=additive)
         K = K + noise * torch.eye(len(self.y), dtype=K.dtype)
