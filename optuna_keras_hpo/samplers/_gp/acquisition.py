@@ -35,6 +35,8 @@ from botorch.acquisition.analytic import (
     UpperConfidenceBound,
 )
 
+from optuna_keras_hpo.samplers._gp.model import CachedGP
+
 ACQUISITIONS = ("ei", "pi", "ucb")
 
 
@@ -58,10 +60,44 @@ class LogEI(LogExpectedImprovement):
     twice the cost."""
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.model, CachedGP) and X.shape[-2] == 1:
+            return _LogEIOnCachedGP.apply(X.squeeze(-2), self.model, self.best_f)
         posterior = self.model.posterior(X)
         mean = posterior.mean.squeeze(-1).squeeze(-1)
         sigma = posterior.variance.squeeze(-1).squeeze(-1).clamp_min(1e-12).sqrt()
         return log_ei((mean - self.best_f) / sigma) + sigma.log()
+
+
+class _LogEIOnCachedGP(torch.autograd.Function):
+    """``log EI`` at the rows of ``x`` (``(b, d)``) on a :class:`CachedGP`, with its gradient
+    computed in the forward pass from the posterior's closed-form gradients
+    (:meth:`CachedGP.mean_variance_and_gradients`):
+    ``d log EI = (Phi(Z) / (Z Phi(Z) + phi(Z))) dZ + d sigma / sigma``,
+    ``dZ = (d mean - Z d sigma) / sigma``. The same values and gradients as autograd through
+    the posterior (tested), in about half the time: most of the acquisition optimiser's cost."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, model: CachedGP, best_f: torch.Tensor) -> torch.Tensor:
+        if not ctx.needs_input_grad[0]:  # values only (the raw candidates)
+            posterior = model.posterior(x.unsqueeze(-2))
+            mean, variance = posterior.mean.reshape(-1), posterior.variance.reshape(-1)
+            sigma = variance.clamp_min(1e-12).sqrt()
+            return log_ei((mean - best_f) / sigma) + sigma.log()
+        mean, variance, d_mean, d_variance = model.mean_variance_and_gradients(x.detach())
+        clamped = variance < 1e-12
+        sigma = variance.clamp_min(1e-12).sqrt()
+        z = (mean - best_f) / sigma
+        value = log_ei(z)
+        d_sigma = torch.where(clamped, 0.0, 0.5 / sigma).unsqueeze(-1) * d_variance
+        slope = torch.exp(torch.special.log_ndtr(z) - value)  # d log_ei / dz
+        ctx.save_for_backward(((slope / sigma).unsqueeze(-1) * d_mean
+                               + ((1.0 - slope * z) / sigma).unsqueeze(-1) * d_sigma))
+        return value + sigma.log()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (gradient,) = ctx.saved_tensors
+        return grad.unsqueeze(-1) * gradient, None, None
 
 
 _TAIL = -25.0  # below this Z, Z Phi(Z) + phi(Z) is computed from erfcx (Ament et al., 2023)
