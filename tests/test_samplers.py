@@ -116,6 +116,30 @@ def test_fit_maximises_gpytorchs_marginal_likelihood_with_priors(fitted):
             fitted_values)
 
 
+@pytest.mark.parametrize("columns", ["numeric", "mixed"])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_map_objective_gradient_is_its_finite_difference(columns, deterministic):
+    """The fit's objective computes its gradient in closed form; it must be the derivative of
+    its value (central differences), in every hyperparameter, the additive weight included."""
+    from optuna_keras_hpo.samplers._gp.model import _MapObjective, has_additive_part, make_model
+
+    rng = np.random.default_rng(5)
+    is_categorical = np.array([False, columns == "mixed", False])
+    X = rng.uniform(size=(25, 3))
+    X[:, is_categorical] = rng.integers(0, 3, size=(25, int(is_categorical.sum())))
+    y = np.sin(5 * X[:, 0]) + X[:, 1] + 0.1 * rng.standard_normal(25)
+    model = make_model(torch.from_numpy(X), torch.from_numpy(y[:, None]), is_categorical,
+                       deterministic)
+    objective = _MapObjective(model, deterministic)
+    for _ in range(3):
+        theta = rng.normal(0.0, 0.7, size=3 + 2 + has_additive_part(is_categorical))
+        _, gradient = objective(theta)
+        eps = 1e-6
+        numeric = [(objective(theta + eps * e)[0] - objective(theta - eps * e)[0]) / (2 * eps)
+                   for e in np.eye(len(theta))]
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-4)
+
+
 def test_deterministic_data_fit_a_noise_below_gpsamplers_floor():
     """A smooth noiseless function fits a noise variance under 1e-6 (Optuna GPSampler's floor),
     so the GP interpolates its observations to far better than 1e-3 of their spread."""
