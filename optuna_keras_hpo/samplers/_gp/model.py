@@ -248,10 +248,11 @@ def fit_model(
     The objective is the exact log marginal likelihood plus the model's log priors, over
     ``theta = (log 1/l_i**2, log s, log(noise - MINIMUM_NOISE)[, log w])`` (``w``, the additive
     part's weight, with numeric and categorical columns both), minimised by L-BFGS-B to a
-    gradient tolerance of 1e-2 (Optuna's ``GPSampler`` fits the same objective the same way). It is
-    computed in closed form from one Cholesky factor (GPyTorch's generic marginal likelihood
-    took about 1.7 ms per evaluation against about 0.2 ms here) and the result is loaded into the
-    BoTorch model.
+    gradient tolerance of 1e-2 (Optuna's ``GPSampler`` fits the same objective the same way). It
+    and its gradient are computed in closed form from one Cholesky factor (``_MapObjective``:
+    about 0.2 ms per evaluation on 50 points, against 1.7 ms for GPyTorch's generic marginal
+    likelihood and 1.0 ms for the same formula differentiated by torch's autograd), and the
+    result is loaded into the BoTorch model.
     """
     model = make_model(X, Y, is_categorical, deterministic)
     n_dims = X.shape[-1]
