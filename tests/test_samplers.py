@@ -273,13 +273,20 @@ def test_ei_and_pi_match_their_closed_forms(fitted, xi):
     np.testing.assert_allclose(got_pi, pi, rtol=1e-4, atol=1e-10)
 
 
+@pytest.mark.parametrize("acquisition", ["ei", "pi", "ucb"])
 @pytest.mark.parametrize("space", ["numeric", "mixed"])
-def test_log_ei_is_botorchs_log_ei_and_its_gradient_far_into_the_tail(fitted, space):
-    """The sampler's log EI, whose gradient is computed in closed form, equals BoTorch's
-    LogExpectedImprovement differentiated by autograd through the posterior, values and
-    gradients, from the incumbent to improvements 60 standard deviations away; on numeric
-    columns, and with a categorical column (the kernel's additive part)."""
-    from botorch.acquisition.analytic import LogExpectedImprovement
+def test_acquisitions_are_botorchs_with_their_gradients_far_into_the_tail(fitted, space,
+                                                                         acquisition):
+    """Each acquisition, whose gradient is computed in closed form on the sampler's GP, equals
+    BoTorch's class (LogExpectedImprovement, LogProbabilityOfImprovement, UpperConfidenceBound)
+    differentiated by autograd through the posterior, values and gradients, from the incumbent
+    to improvements 60 standard deviations away; on numeric columns, and with a categorical
+    column (the kernel's additive part)."""
+    from botorch.acquisition.analytic import (
+        LogExpectedImprovement,
+        LogProbabilityOfImprovement,
+        UpperConfidenceBound,
+    )
 
     if space == "numeric":
         model, _, y = fitted
@@ -294,11 +301,16 @@ def test_log_ei_is_botorchs_log_ei_and_its_gradient_far_into_the_tail(fitted, sp
         x = candidates(64)
         x[..., 1] = torch.randint(0, 3, (64, 1), generator=torch.Generator().manual_seed(1))
     gp = CachedGP(model)
+    reference = {
+        "ei": lambda best: LogExpectedImprovement(gp, best_f=best),
+        "pi": lambda best: LogProbabilityOfImprovement(gp, best_f=best),
+        "ucb": lambda best: UpperConfidenceBound(gp, beta=2.6**2),
+    }[acquisition]
     for shift in (0.0, 1.0, 10.0, 30.0):
         best = float(y.max()) + shift
         ours_x, theirs_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-        ours = make_acquisition("ei", gp, best)(ours_x)
-        theirs = LogExpectedImprovement(gp, best_f=best)(theirs_x)
+        ours = make_acquisition(acquisition, gp, best)(ours_x)
+        theirs = reference(best)(theirs_x)
         assert torch.allclose(ours, theirs, rtol=1e-9, atol=1e-9)
         ours.sum().backward()
         theirs.sum().backward()

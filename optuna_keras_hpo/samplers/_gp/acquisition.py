@@ -18,9 +18,11 @@ objective's own units and scale; larger values explore more. The log forms have 
 as EI and PI (log is increasing) but stay finite and informative where EI and PI underflow to 0,
 which is where most candidates are late in a search.
 
-Log EI is evaluated by :class:`LogEI`, BoTorch's ``LogExpectedImprovement`` with a leaner
-evaluation of the same formula (Ament et al., 2023), at about half the cost with its gradient;
-the acquisition optimiser evaluates it a few hundred times per proposal.
+The three are BoTorch's classes with the same ``forward`` on other models; on the sampler's
+cached GP their gradients in the candidate are computed in closed form
+(:class:`_ClosedFormGradient`), and log EI's value by the formula of Ament et al. (2023) in
+fewer operations (:func:`log_ei`); the acquisition optimiser evaluates them a few dozen times
+per proposal, with gradients.
 """
 
 from __future__ import annotations
@@ -47,52 +49,76 @@ def make_acquisition(
     if name == "ei":
         return LogEI(model, best_f=best_f + xi)
     if name == "pi":
-        return LogProbabilityOfImprovement(model, best_f=best_f + xi)
+        return LogPI(model, best_f=best_f + xi)
     if name == "ucb":
-        return UpperConfidenceBound(model, beta=kappa**2)
+        return UCB(model, beta=kappa**2)
     raise ValueError(f"acquisition={name!r}; expected one of {list(ACQUISITIONS)}.")
 
 
-class LogEI(LogExpectedImprovement):
-    """``log EI(x)`` for candidates shaped ``(b, 1, d)``: BoTorch's ``LogExpectedImprovement``
-    (``best_f`` includes ``xi``), evaluated as ``log(sigma) + log_ei(Z)`` (:func:`log_ei`).
-    BoTorch's own ``forward`` gives the same values and gradients (tested to 1e-9) at about
-    twice the cost."""
+class _ClosedFormGradient:
+    """On a :class:`CachedGP` (the sampler's model), an analytic acquisition ``a(mean, sigma)``
+    evaluated with its gradient in the candidate computed in the forward pass:
+    ``da = a_mean d mean + a_sigma d sigma`` from the posterior's closed-form gradients
+    (:meth:`CachedGP.mean_variance_and_gradients`), instead of autograd through the posterior,
+    which cost twice as much and is most of the acquisition optimiser's time. Other models
+    take BoTorch's own ``forward``. Subclasses give ``score(mean, sigma)``: the value and its
+    partial derivatives in ``mean`` and ``sigma``."""
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         if isinstance(self.model, CachedGP) and X.shape[-2] == 1:
-            return _LogEIOnCachedGP.apply(X.squeeze(-2), self.model, self.best_f)
-        posterior = self.model.posterior(X)
-        mean = posterior.mean.squeeze(-1).squeeze(-1)
-        sigma = posterior.variance.squeeze(-1).squeeze(-1).clamp_min(1e-12).sqrt()
-        return log_ei((mean - self.best_f) / sigma) + sigma.log()
+            self.to(X)  # buffers (best_f, beta) in the candidates' dtype, as BoTorch's forward
+            return _OnCachedGP.apply(X.squeeze(-2), self.model, self.score)
+        return super().forward(X)
 
 
-class _LogEIOnCachedGP(torch.autograd.Function):
-    """``log EI`` at the rows of ``x`` (``(b, d)``) on a :class:`CachedGP`, with its gradient
-    computed in the forward pass from the posterior's closed-form gradients
-    (:meth:`CachedGP.mean_variance_and_gradients`):
-    ``d log EI = (Phi(Z) / (Z Phi(Z) + phi(Z))) dZ + d sigma / sigma``,
-    ``dZ = (d mean - Z d sigma) / sigma``. The same values and gradients as autograd through
-    the posterior (tested), in about half the time: most of the acquisition optimiser's cost."""
+class LogEI(_ClosedFormGradient, LogExpectedImprovement):
+    """BoTorch's ``LogExpectedImprovement`` (``best_f`` includes ``xi``): ``log(sigma) +
+    log_ei(Z)`` (:func:`log_ei`), ``d/dZ log_ei(Z) = Phi(Z) / (Z Phi(Z) + phi(Z))``. The same
+    values and gradients as BoTorch's (tested to 1e-9 and 1e-6)."""
+
+    def score(self, mean, sigma):
+        z = (mean - self.best_f) / sigma
+        value = log_ei(z)
+        slope = torch.exp(torch.special.log_ndtr(z) - value)
+        return value + sigma.log(), slope / sigma, (1.0 - slope * z) / sigma
+
+
+class LogPI(_ClosedFormGradient, LogProbabilityOfImprovement):
+    """BoTorch's ``LogProbabilityOfImprovement`` (``best_f`` includes ``xi``): ``log Phi(Z)``,
+    ``d/dZ log Phi(Z) = phi(Z) / Phi(Z)``."""
+
+    def score(self, mean, sigma):
+        z = (mean - self.best_f) / sigma
+        value = torch.special.log_ndtr(z)
+        ratio = torch.exp(-0.5 * z.square() - 0.5 * math.log(2.0 * math.pi) - value)
+        return value, ratio / sigma, -ratio * z / sigma
+
+
+class UCB(_ClosedFormGradient, UpperConfidenceBound):
+    """BoTorch's ``UpperConfidenceBound``: ``mean + sqrt(beta) sigma``."""
+
+    def score(self, mean, sigma):
+        kappa = self.beta.sqrt()
+        return mean + kappa * sigma, torch.ones_like(mean), kappa.expand_as(sigma)
+
+
+class _OnCachedGP(torch.autograd.Function):
+    """``score(mean, sigma)`` at the rows of ``x`` (``(b, d)``), ``sigma`` from the variance
+    clamped at 1e-12 (as BoTorch's analytic acquisitions), with its gradient (see
+    :class:`_ClosedFormGradient`) computed only when ``x`` requires one."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, model: CachedGP, best_f: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, model: CachedGP, score) -> torch.Tensor:
         if not ctx.needs_input_grad[0]:  # values only (the raw candidates)
             posterior = model.posterior(x.unsqueeze(-2))
-            mean, variance = posterior.mean.reshape(-1), posterior.variance.reshape(-1)
-            sigma = variance.clamp_min(1e-12).sqrt()
-            return log_ei((mean - best_f) / sigma) + sigma.log()
+            sigma = posterior.variance.reshape(-1).clamp_min(1e-12).sqrt()
+            return score(posterior.mean.reshape(-1), sigma)[0]
         mean, variance, d_mean, d_variance = model.mean_variance_and_gradients(x.detach())
-        clamped = variance < 1e-12
         sigma = variance.clamp_min(1e-12).sqrt()
-        z = (mean - best_f) / sigma
-        value = log_ei(z)
-        d_sigma = torch.where(clamped, 0.0, 0.5 / sigma).unsqueeze(-1) * d_variance
-        slope = torch.exp(torch.special.log_ndtr(z) - value)  # d log_ei / dz
-        ctx.save_for_backward(((slope / sigma).unsqueeze(-1) * d_mean
-                               + ((1.0 - slope * z) / sigma).unsqueeze(-1) * d_sigma))
-        return value + sigma.log()
+        d_sigma = torch.where(variance < 1e-12, 0.0, 0.5 / sigma).unsqueeze(-1) * d_variance
+        value, by_mean, by_sigma = score(mean, sigma)
+        ctx.save_for_backward(by_mean.unsqueeze(-1) * d_mean + by_sigma.unsqueeze(-1) * d_sigma)
+        return value
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
