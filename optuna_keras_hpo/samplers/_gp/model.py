@@ -145,11 +145,17 @@ def squared_differences(x1: torch.Tensor, x2: torch.Tensor, is_categorical: torc
                         diag: bool = False) -> torch.Tensor:
     """``d_i(x_i, x'_i)`` for every pair of rows (``(..., n1, n2, d)``, or ``(..., n, d)`` with
     ``diag``): squared differences, 0 or 1 on categorical columns."""
+    return differences(x1, x2, is_categorical, diag)[1]
+
+
+def differences(x1: torch.Tensor, x2: torch.Tensor, is_categorical: torch.Tensor,
+                diag: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x1 - x2`` for every pair of rows, and :func:`squared_differences`."""
     diff = x1 - x2 if diag else x1.unsqueeze(-2) - x2.unsqueeze(-3)
     squared = diff.square()
     if is_categorical.any():
         squared = torch.where(is_categorical, (diff != 0).to(diff), squared)
-    return squared
+    return diff, squared
 
 
 def matern52_of_squared(squared: torch.Tensor, inverse_squared_lengthscale: torch.Tensor,
@@ -558,10 +564,7 @@ class CachedGP(Model):
         ``dk / dx_j = s * kernel'(r2) * 2 (x_j - X_j) / l_j**2``. The acquisition optimiser
         needs both at every step; autograd through the posterior cost about twice as much."""
         with torch.no_grad():
-            diff = x.unsqueeze(-2) - self.train_X.unsqueeze(-3)  # (b, n, d)
-            squared = diff.square()
-            if self._is_categorical.any():
-                squared = torch.where(self._is_categorical, (diff != 0).to(diff), squared)
+            diff, squared = differences(x, self.train_X, self._is_categorical)  # (b, n, d)
             inverse = self._inverse_squared_lengthscale
             if self._additive is None:
                 r2 = squared @ inverse
