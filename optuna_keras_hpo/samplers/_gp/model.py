@@ -184,7 +184,8 @@ def _log_gamma(prior: GammaPrior, x: float) -> tuple[float, float]:
 
 
 def _matern52_and_derivative(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``matern52(r2)`` and its derivative in ``r2`` (NumPy, for the fit; see :class:`_Matern52`)."""
+    """``matern52(r2)`` and its derivative in ``r2`` (NumPy, for the fit; see
+    :class:`_Matern52`)."""
     s = np.sqrt(5.0 * r2)
     exp = np.exp(-s)
     return exp * ((5.0 / 3.0) * r2 + s + 1.0), (-5.0 / 6.0) * (1.0 + s) * exp
@@ -380,7 +381,8 @@ class _MapObjective:
             gradient[:n_dims] = 0.5 * scale * inverse * ((W * dk) @ self.squared)
         else:
             product, d_product, k_num, d_num, k_cat, d_cat = parts
-            # d k / d(1/l_i**2) = (P' d_i + w/2 (N' d_i [i numeric] + C' d_i [i categorical])) / (1 + w)
+            # d k / d(1/l_i**2)
+            #   = (P' d_i + w/2 (N' d_i [i numeric] + C' d_i [i categorical])) / (1 + w)
             g_product = (W * d_product) @ self.squared
             g_num = (W * d_num) @ self.squared
             g_cat = (W * d_cat) @ self.squared
