@@ -183,12 +183,36 @@ def _log_gamma(prior: GammaPrior, x: float) -> tuple[float, float]:
     return value, (shape - 1) / x - rate
 
 
-def _matern52_and_derivative(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``matern52(r2)`` and its derivative in ``r2`` (NumPy, for the fit; see
-    :class:`_Matern52`)."""
-    s = np.sqrt(5.0 * r2)
-    exp = np.exp(-s)
-    return exp * ((5.0 / 3.0) * r2 + s + 1.0), (-5.0 / 6.0) * (1.0 + s) * exp
+def matern52_and_derivative(r2):
+    """``matern52(r2) = (1 + s + s**2 / 3) exp(-s)``, ``s = sqrt(5 r2)``, and its derivative
+    ``-5/6 (1 + s) exp(-s)`` in ``r2``, without autograd: on NumPy arrays (the fit) or torch
+    tensors (:class:`_Matern52`, the acquisition's gradients)."""
+    exp = torch.exp if isinstance(r2, torch.Tensor) else np.exp
+    s = (5.0 * r2) ** 0.5
+    e = exp(-s)
+    return e * ((5.0 / 3.0) * r2 + s + 1.0), (-5.0 / 6.0) * (1.0 + s) * e
+
+
+def kernel_and_slopes(squared, inverse_squared_lengthscale, is_categorical, additive=None):
+    """The kernel at unit scale (:func:`mixed_matern52`) from :func:`squared_differences` and
+    the inverse squared lengthscales (``(d,)``), with its derivatives: in the squared distance
+    over the numeric columns, in the one over the categorical columns, and in ``log w``
+    (None without an additive part). NumPy arrays (the fit) or torch tensors (the
+    acquisition's gradients), without autograd."""
+    inverse = inverse_squared_lengthscale
+    if additive is None:
+        k, slope = matern52_and_derivative(squared @ inverse)
+        return k, slope, slope, None
+    r2_cat = squared @ (inverse * is_categorical)
+    r2_num = squared @ (inverse * ~is_categorical)
+    product, d_product = matern52_and_derivative(r2_num + r2_cat)
+    k_num, d_num = matern52_and_derivative(r2_num)
+    k_cat, d_cat = matern52_and_derivative(r2_cat)
+    parts = 0.5 * (k_num + k_cat)
+    k = (product + additive * parts) / (1.0 + additive)
+    return (k, (d_product + 0.5 * additive * d_num) / (1.0 + additive),
+            (d_product + 0.5 * additive * d_cat) / (1.0 + additive),
+            additive * (parts - product) / (1.0 + additive) ** 2)
 
 
 class _Matern52(torch.autograd.Function):
@@ -200,7 +224,7 @@ class _Matern52(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, r2: torch.Tensor) -> torch.Tensor:
-        value, derivative = _Matern52.value_and_derivative(r2)
+        value, derivative = matern52_and_derivative(r2)
         ctx.save_for_backward(derivative)
         return value
 
@@ -208,13 +232,6 @@ class _Matern52(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (derivative,) = ctx.saved_tensors
         return derivative * grad
-
-    @staticmethod
-    def value_and_derivative(r2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``matern52`` of ``r2`` and its derivative in ``r2``, without autograd."""
-        s = torch.sqrt(5.0 * r2)
-        exp = torch.exp(-s)
-        return exp * ((5.0 / 3.0) * r2 + s + 1.0), (-5.0 / 6.0) * (1.0 + s) * exp
 
 
 def make_model(
@@ -344,19 +361,8 @@ class _MapObjective:
         noise = self.fixed_noise if self.deterministic else positive[n_dims + 1] + MINIMUM_NOISE
         additive = float(positive[n_dims + 2]) if self.additive_prior is not None else None
 
-        # The kernel at unit scale (see mixed_matern52) and its derivatives in log 1/l_i**2 (as
-        # sums over pairs against W, below) and in log w.
-        if additive is None:
-            k, dk = _matern52_and_derivative(self.squared @ inverse)
-            parts = None
-        else:
-            r2_cat = self.squared @ (inverse * self.is_categorical)
-            r2_num = self.squared @ (inverse * ~self.is_categorical)
-            product, d_product = _matern52_and_derivative(r2_num + r2_cat)
-            k_num, d_num = _matern52_and_derivative(r2_num)
-            k_cat, d_cat = _matern52_and_derivative(r2_cat)
-            k = (product + 0.5 * additive * (k_num + k_cat)) / (1.0 + additive)
-            parts = (product, d_product, k_num, d_num, k_cat, d_cat)
+        k, dk_num, dk_cat, dk_dlogw = kernel_and_slopes(self.squared, inverse,
+                                                        self.is_categorical, additive)
         K = scale * k.reshape(n, n)
         K[np.diag_indices(n)] += noise
         if not np.all(np.isfinite(K)):
@@ -377,20 +383,13 @@ class _MapObjective:
         K_inverse = scipy.linalg.cho_solve((L, True), np.eye(n))
         W = (np.outer(alpha, alpha) - K_inverse).ravel()
         gradient = np.zeros_like(theta)
-        if additive is None:
-            gradient[:n_dims] = 0.5 * scale * inverse * ((W * dk) @ self.squared)
-        else:
-            product, d_product, k_num, d_num, k_cat, d_cat = parts
-            # d k / d(1/l_i**2)
-            #   = (P' d_i + w/2 (N' d_i [i numeric] + C' d_i [i categorical])) / (1 + w)
-            g_product = (W * d_product) @ self.squared
-            g_num = (W * d_num) @ self.squared
-            g_cat = (W * d_cat) @ self.squared
-            g = g_product + 0.5 * additive * np.where(self.is_categorical, g_cat, g_num)
-            gradient[:n_dims] = 0.5 * scale * inverse * g / (1.0 + additive)
-            # d k / d log w = w (A - P) / (1 + w)**2, A = (N + C) / 2
-            dk_dlogw = additive * (0.5 * (k_num + k_cat) - product) / (1.0 + additive) ** 2
+        # d k / d log(1/l_i**2) = dk/dr2 * d_i / l_i**2, dk/dr2 that of the numeric or the
+        # categorical distance by the column's kind (the same without an additive part).
+        g = (W * dk_num) @ self.squared
+        if additive is not None:
+            g = np.where(self.is_categorical, (W * dk_cat) @ self.squared, g)
             gradient[n_dims + 2] = 0.5 * scale * float(W @ dk_dlogw)
+        gradient[:n_dims] = 0.5 * scale * inverse * g
         gradient[n_dims] = 0.5 * scale * float(W @ k)
         if not self.deterministic:
             gradient[n_dims + 1] = 0.5 * (noise - MINIMUM_NOISE) * float(W[:: n + 1].sum())
@@ -568,20 +567,8 @@ class CachedGP(Model):
         with torch.no_grad():
             diff, squared = differences(x, self.train_X, self._is_categorical)  # (b, n, d)
             inverse = self._inverse_squared_lengthscale
-            if self._additive is None:
-                r2 = squared @ inverse
-                k, dk_dr2 = _Matern52.value_and_derivative(r2)
-                # d k / d r2_num: with no additive part every numeric column is in r2.
-                dk_dr2_num = dk_dr2
-            else:
-                w = self._additive
-                r2_cat = squared @ (inverse * self._is_categorical)
-                r2_num = squared @ (inverse * ~self._is_categorical)
-                product, d_product = _Matern52.value_and_derivative(r2_num + r2_cat)
-                k_num, d_num = _Matern52.value_and_derivative(r2_num)
-                k_cat, _ = _Matern52.value_and_derivative(r2_cat)
-                k = (product + 0.5 * w * (k_num + k_cat)) / (1.0 + w)
-                dk_dr2_num = (d_product + 0.5 * w * d_num) / (1.0 + w)
+            k, dk_dr2_num, _, _ = kernel_and_slopes(squared, inverse, self._is_categorical,
+                                                    self._additive)
             k, dk_dr2_num = self._scale * k, self._scale * dk_dr2_num
             mean = k @ self._alpha + self._m
             v = k @ self._L_inv_T
