@@ -3,16 +3,19 @@
 import math
 import re
 
+import numpy as np
 import optuna
 import pytest
 
-from optuna_keras_hpo.compare import (
+from optuna_keras_hpo.fraud.comparison import (
+    QUICK_GRID,
     RESULT_ATTR,
+    TABLE_TRIAL_ATTR,
     CompareConfig,
     compare,
-    summarise,
-    trials_to_reach,
+    config_key,
 )
+from optuna_keras_hpo.fraud.report import read_replay, summarise, trials_to_reach
 
 
 def _table(report: str) -> dict[str, list[str]]:
@@ -28,10 +31,11 @@ def _table(report: str) -> dict[str, list[str]]:
     return {"header": header, **rows}
 
 
-def test_compare_writes_a_report_traceable_to_the_studies(tmp_path):
+def test_the_articles_setup_writes_a_report_traceable_to_the_studies(tmp_path):
     config = CompareConfig(
-        mode="quick", output=str(tmp_path), strategies=("gp-ei", "random", "grid"),
-        trials=3, grid_budget=3, rows=600, progress=False, seed=1,
+        mode="quick", setup="article", objective="recall", output=str(tmp_path),
+        strategies=("gp-ei", "random", "grid"), trials=3, grid_budget=3, rows=600,
+        progress=False, seed=1,
     )
     report = compare(config)
     text = report.read_text()
@@ -71,6 +75,7 @@ def test_compare_writes_a_report_traceable_to_the_studies(tmp_path):
     assert cell == (str(reached) if reached is not None else "not reached")
     assert re.search(r"gp-ei (did \*\*not\*\* reach|reached it after)", text)
     assert "pruning off" in text and "epochs saved" in text
+    assert "**Different spaces**" in text
 
 
 def test_trials_to_reach():
@@ -88,7 +93,12 @@ def test_trials_to_reach():
     ({"trials": 0}, "trials"),
     ({"data": "x.csv"}, "target"),
     ({"objective": "accuracy"}, "accuracy"),
-    ({"objective": "pareto"}, "cannot prune"),
+    ({"objective": "pareto"}, "two-objective"),
+    ({"objective": "pareto", "setup": "article"}, "cannot prune"),
+    ({"setup": "grid"}, "setup"),
+    ({"repeats": 0}, "repeats"),
+    ({"continuous_repeats": -1}, "continuous_repeats"),
+    ({"grid": {"neurons1": [20]}}, "missing"),
     ({"pruning_reference": ("tpe",), "strategies": ("gp-ei",)}, "pruning_reference"),
 ])
 def test_bad_configs_are_refused(kwargs, match, tmp_path):
@@ -116,9 +126,9 @@ def test_report_is_rewritten_from_the_studies_alone(tmp_path):
     from optuna_keras_hpo import cli
 
     out = tmp_path / "run"
-    assert cli.main(["compare", "--strategies", "random,grid", "--trials", "2",
-                     "--grid-budget", "2", "--rows", "400", "--output", str(out),
-                     "--no-progress", "--no-pruning"]) == 0
+    assert cli.main(["compare", "--setup", "article", "--strategies", "random,grid",
+                     "--trials", "2", "--grid-budget", "2", "--rows", "400", "--output",
+                     str(out), "--no-progress", "--no-pruning"]) == 0
     first = (out / "report.md").read_text()
     (out / "report.md").unlink()
     assert cli.main(["report", "--output", str(out)]) == 0
@@ -126,10 +136,11 @@ def test_report_is_rewritten_from_the_studies_alone(tmp_path):
 
 
 def test_the_pareto_objective_reports_fronts_by_hypervolume(tmp_path):
-    from optuna_keras_hpo.compare import hypervolume
+    from optuna_keras_hpo.fraud.report import hypervolume
 
     config = CompareConfig(
-        output=str(tmp_path), strategies=("gp-ei", "grid"), objective="pareto", pruning=False,
+        output=str(tmp_path), setup="article", strategies=("gp-ei", "grid"),
+        objective="pareto", pruning=False,
         trials=4, grid_budget=3, rows=600, progress=False, seed=2,
     )
     text = compare(config).read_text()
@@ -154,7 +165,7 @@ def test_the_pareto_objective_reports_fronts_by_hypervolume(tmp_path):
 
 
 def test_hypervolume():
-    from optuna_keras_hpo.compare import hypervolume
+    from optuna_keras_hpo.fraud.report import hypervolume
 
     assert hypervolume([]) == 0.0
     assert hypervolume([(1.0, 0.5)]) == pytest.approx(0.5)
@@ -165,8 +176,9 @@ def test_hypervolume():
 def test_the_sklearn_baseline_joins_the_report_with_a_stratified_splitter(tmp_path):
     import json
 
-    config = CompareConfig(output=str(tmp_path), strategies=("random",), trials=1, rows=600,
-                           pruning=False, sklearn_baseline=True, progress=False)
+    config = CompareConfig(output=str(tmp_path), setup="article", strategies=("random",),
+                           trials=1, rows=600, pruning=False, sklearn_baseline=True,
+                           progress=False)
     text = compare(config).read_text()
     baseline = json.loads((tmp_path / "compare.json").read_text())["sklearn_baseline"]
     assert "StratifiedKFold" in baseline["splitter"]
@@ -177,8 +189,8 @@ def test_the_sklearn_baseline_joins_the_report_with_a_stratified_splitter(tmp_pa
 
 def test_a_precision_floor_is_an_optuna_constraint_and_bounds_the_best_trial(tmp_path):
     floor = 0.15
-    config = CompareConfig(output=str(tmp_path), strategies=("gp-ei", "tpe"), trials=5,
-                           rows=600, pruning=False, objective="recall_at_precision",
+    config = CompareConfig(output=str(tmp_path), setup="article", strategies=("gp-ei", "tpe"),
+                           trials=5, rows=600, pruning=False, objective="recall_at_precision",
                            precision_floor=floor, progress=False, seed=3)
     text = compare(config).read_text()
     storage = f"sqlite:///{tmp_path}/studies.db"
@@ -197,3 +209,61 @@ def test_a_precision_floor_is_an_optuna_constraint_and_bounds_the_best_trial(tmp
             assert float(cell) == pytest.approx(max(t.value for t in feasible), rel=1e-3)
         else:
             assert cell == "-"
+
+
+# -- the one-space set-up ----------------------------------------------------------------------
+
+TINY_GRID = {**QUICK_GRID, "optimizer_name": ["adam", "sgd", "lion"],
+             "learning_rate": [0.001, 0.01], "neurons1": [20], "epochs": [2, 4]}  # 12 points
+
+
+def test_one_space_verdict_is_traceable_to_the_studies(tmp_path):
+    """The default set-up, in two processes: the grid's table, replays that read it, real
+    continuous searches; every number of the verdict is read back with optuna.load_study."""
+    config = CompareConfig(output=str(tmp_path), rows=600, grid=TINY_GRID, repeats=5,
+                           continuous_repeats=1, trials=3, jobs=2, progress=False, seed=4,
+                           strategies=("gp-ei", "tpe", "random", "grid"))
+    text = compare(config).read_text()
+    assert (tmp_path / "best_vs_configurations.png").stat().st_size > 0
+    storage = f"sqlite:///{tmp_path}/studies.db"
+    table = optuna.load_study(study_name="fraud-pr_auc-grid", storage=storage)
+    rows = {config_key(t.params): t for t in table.trials}
+    assert len(rows) == len(table.trials) == 12  # each grid point trained once
+    target = max(t.value for t in table.trials)
+    medians = {}
+    for strategy in ("gp-ei", "tpe", "random", "grid"):
+        costs = []
+        for r in range(5):
+            replay = optuna.load_study(study_name=f"fraud-pr_auc-replay-{strategy}-{r:03d}",
+                                       storage=storage)
+            for t in replay.trials:  # each value is the table's, for the same configuration
+                row = table.trials[t.user_attrs[TABLE_TRIAL_ATTR]]
+                assert config_key(t.params) == config_key(row.params)
+                assert t.value == row.value
+            distinct = []
+            for t in replay.trials:
+                if config_key(t.params) not in distinct:
+                    distinct.append(config_key(t.params))
+                if t.value == target:
+                    break
+            costs.append(len(distinct))
+            assert read_replay(replay, target).to_best == len(distinct)
+        medians[strategy] = float(np.median(costs))
+    table_rows = _table(text)
+    for strategy in ("gp-ei", "tpe", "random"):
+        cell = table_rows[strategy][2]
+        assert cell.startswith(f"{medians[strategy]:.1f} ["), (strategy, cell)
+    assert table_rows["grid (random order)"][2].startswith(f"{medians['grid']:.1f} [")
+    assert re.search(r"\*\*gp-ei (beat the grid|did not beat the grid beyond the noise|did "
+                     r"worse than the grid)\*\*", text)
+    # Off the grid: each continuous search's best model on test, beside the grid's.
+    for strategy in ("gp-ei", "tpe", "random"):
+        study = optuna.load_study(study_name=f"fraud-pr_auc-continuous-{strategy}-0",
+                                  storage=storage)
+        result = study.user_attrs[RESULT_ATTR]
+        low, high = result["test_intervals"]["pr_auc"]
+        assert low <= result["test"]["pr_auc"] <= high
+        vs = result["vs_grid"]
+        grid_test = table.user_attrs[RESULT_ATTR]["test"]["pr_auc"]
+        assert vs["difference"] == pytest.approx(result["test"]["pr_auc"] - grid_test)
+        assert f"{vs['difference']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}]" in text

@@ -333,10 +333,10 @@ def test_metrics_and_fbeta_match_scikit_learn(small, trained, tmp_path):
         assert np.isfinite(history.history[spec.metrics[0]]).all()
 
 
-def test_grid_space_enumerates_the_grid(small, tmp_path):
+def test_article_grid_space_enumerates_the_articles_grid(small, tmp_path):
     grid = {k: v[:1] for k, v in fraud.ARTICLE_GRID.items()}
     grid.update(neurons1=[20, 40], learning_rate=[0.001, 0.0001], epochs=[1])
-    hm = fraud.FraudHyperModel(small, space="grid", grid=grid)
+    hm = fraud.FraudHyperModel(small, space="article_grid", grid=grid)
     tuner = kt.GridSearch(hm, objective=kt.Objective("val_recall", "max"),
                           directory=tmp_path, project_name="grid", overwrite=True)
     tuner.search(small.x_train, small.y_train, validation_data=(small.x_val, small.y_val),
@@ -348,13 +348,78 @@ def test_grid_space_enumerates_the_grid(small, tmp_path):
     assert "optimizer_name" not in trials[0].params  # Adam only
 
     # The article's grid, recorded without a trial: 1,458 points.
-    article = fraud.FraudHyperModel(small, space="grid")
+    article = fraud.FraudHyperModel(small, space="article_grid")
     hp = HyperParameters()
     article.build(hp)
     article.fit_hyperparameters(hp)
     assert grid_search_space(hp.space) == fraud.ARTICLE_GRID
     assert len(grid_points(hp.space)) == 1458 == math.prod(map(len, fraud.ARTICLE_GRID.values()))
-    assert 4 <= math.prod(map(len, fraud.QUICK_GRID.values())) <= 16
+
+
+def _bayesian_space(small, epochs):
+    """Every hyperparameter of the Bayesian space (Lion's betas too), declared by a trial."""
+    study = optuna.create_study()
+    study.enqueue_trial({"optimizer_name": "lion"})
+    hp = TrialHyperParameters(study.ask())
+    fraud.FraudHyperModel(small, epochs=epochs).configuration(hp)
+    return {h.name: h.distribution() for h in hp.space}
+
+
+def _in(distribution, value) -> bool:
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return value in distribution.choices
+    if not distribution.low <= value <= distribution.high:
+        return False
+    steps = (value - distribution.low) / (distribution.step or 1)
+    return distribution.step is None or abs(steps - round(steps)) < 1e-9
+
+
+@pytest.mark.parametrize("which", ["default", "quick"])
+def test_the_grid_space_is_a_discretisation_of_the_bayesian_space(small, which):
+    from optuna_keras_hpo.fraud.comparison import FULL, QUICK, grid_size
+
+    mode = FULL if which == "default" else QUICK
+    assert mode.grid == (fraud.BAYESIAN_GRID if which == "default" else mode.grid)
+    bayesian = _bayesian_space(small, mode.epochs)
+    assert set(mode.grid) == set(bayesian)
+    for name, values in mode.grid.items():
+        assert all(_in(bayesian[name], v) for v in values), (name, values, bayesian[name])
+    # The grid space declares exactly the grid's points, Lion's betas only with Lion.
+    hm = fraud.FraudHyperModel(small, space="grid", grid=mode.grid, epochs=mode.epochs)
+    study = optuna.create_study(sampler=optuna.samplers.BruteForceSampler(seed=0))
+
+    def objective(trial):
+        values = hm.configuration(TrialHyperParameters(trial))
+        assert ("beta_1_lion" in values) == (values["optimizer_name"] == "lion")
+        return 0.0
+
+    study.optimize(objective)
+    points = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(points) == len(study.trials) == grid_size(mode.grid) == mode.grid_size
+    assert 50 <= grid_size(mode.grid) <= 200
+
+
+def test_the_same_configuration_trains_to_the_same_score(small):
+    values = {"neurons1": 20, "dropout_rate1": 0.2, "neurons2": 20, "dropout_rate2": 0.2,
+              "optimizer_name": "adam", "learning_rate": 0.01, "batch_size": 32, "epochs": 3}
+
+    def train(seed, **changes):
+        hm = fraud.FraudHyperModel(small, epochs=(3, 3, 1), patience=5, seed=seed)
+        hp = HyperParameters()
+        hp.values.update(values, **changes)
+        keras.utils.set_random_seed(1234)  # whatever ran before, the configuration decides
+        np.random.rand(int(changes.get("noise", 0)))
+        model = hm.build(hp)
+        history = hm.fit(hp, model, small.x_train, small.y_train,
+                         validation_data=(small.x_val, small.y_val), verbose=0)
+        return history.history["val_loss"] + history.history["val_pr_auc"]
+
+    first = train(0)
+    assert train(0, noise=7) == first  # bit for bit
+    assert train(1) != first  # another study seed, other initial weights
+    assert fraud.configuration_seed(0, values) == fraud.configuration_seed(0, dict(values))
+    assert fraud.configuration_seed(0, values) != fraud.configuration_seed(
+        0, {**values, "epochs": 4})
 
 
 def test_hypermodel_arguments_are_checked(small):
@@ -363,10 +428,16 @@ def test_hypermodel_arguments_are_checked(small):
     with pytest.raises(ValueError, match=r"epochs=\(50, 20, 10\)"):
         fraud.FraudHyperModel(small, epochs=(50, 20, 10))
     with pytest.raises(ValueError, match=r"missing \['epochs'\], unknown \['units'\]"):
-        fraud.FraudHyperModel(small, space="grid", grid={
+        fraud.FraudHyperModel(small, space="article_grid", grid={
             **{k: v for k, v in fraud.ARTICLE_GRID.items() if k != "epochs"}, "units": [8]})
     with pytest.raises(ValueError, match=r"grid\['neurons1'\]=\[\]"):
-        fraud.FraudHyperModel(small, grid={**fraud.ARTICLE_GRID, "neurons1": []})
+        fraud.FraudHyperModel(small, space="article_grid",
+                              grid={**fraud.ARTICLE_GRID, "neurons1": []})
+    with pytest.raises(ValueError, match=r"grid\['optimizer_name'\] has \['adamw'\]"):
+        fraud.FraudHyperModel(small, space="grid",
+                              grid={**fraud.BAYESIAN_GRID, "optimizer_name": ["adamw"]})
+    with pytest.raises(ValueError, match="seed='0'"):
+        fraud.FraudHyperModel(small, seed="0")
 
 
 # -- objectives --------------------------------------------------------------------------------

@@ -430,14 +430,13 @@ def replay(table: Table, hypermodel: FraudHyperModel, strategy: str, seed: int,
     study.set_user_attr("replay", {"strategy": strategy, "seed": seed, "table": table.study,
                                    "table_size": table.size, "table_best": table.best,
                                    "initial_points": initial_points})
-    if strategy == "grid":
-        order = np.random.default_rng(seed).permutation(table.size)
-        keys = list(table.rows)
-        for i in order:
-            study.enqueue_trial(dict(json.loads(keys[i])))
+    keys = list(table.rows)
+    order = iter(np.random.default_rng(seed).permutation(table.size))
     target = table.best
     seen: set[str] = set()
     for _ in range(REPLAY_ASKS_PER_POINT * table.size):
+        if strategy == "grid":  # one point at a time: no point is left waiting at the end
+            study.enqueue_trial(dict(json.loads(keys[next(order)])))
         trial = study.ask()
         hypermodel.configuration(TrialHyperParameters(trial, HyperParameters()))
         key = config_key(trial.params)
