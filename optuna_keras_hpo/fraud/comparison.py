@@ -26,6 +26,7 @@ result is stored in the studies, and :mod:`~optuna_keras_hpo.fraud.report` reads
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -66,12 +67,13 @@ EPOCHS_ATTR = "epochs_trained"  # two-objective trials: epochs trained (no learn
 REPLAY_ASKS_PER_POINT = 20  # a replay gives up after this many asks per grid point
 
 # The quick mode's discretisation of the Bayesian space: 4 optimizers * 3 learning rates *
-# 2 widths * 3 epoch counts = 72 points (the other hyperparameters at one value).
+# 2 widths * 3 epoch counts = 72 points (the other hyperparameters at one value; batches of
+# 64, the largest, make each training the shortest).
 QUICK_GRID: dict[str, list] = {
     **BAYESIAN_GRID,
     "neurons1": [20, 60],
     "dropout_rate1": [0.2],
-    "batch_size": [32],
+    "batch_size": [64],
     "epochs": [4, 8, 12],
 }
 # The quick mode's article grid: 8 points of the article's grid (Adam, 10 epochs of batches
@@ -301,7 +303,25 @@ def _hypermodel(config: CompareConfig, mode: Mode, data, space: str) -> FraudHyp
 
 
 def _load(config: CompareConfig, mode: Mode):
-    return data_lib.load_data(config.data, config.target, n_rows=mode.rows, seed=config.seed)
+    return _load_data(config.data, config.target, mode.rows, config.seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_data(path: str | None, target: str | None, rows: int, seed: int):
+    return data_lib.load_data(path, target, n_rows=rows, seed=seed)
+
+
+@functools.lru_cache(maxsize=8)
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """One storage object per URL in each process: creating one connects and checks the schema
+    (a few tenths of a second), and SQLite gets its write-ahead log settings
+    (:func:`optuna_keras_hpo.storage.make_storage`)."""
+    return storage_lib.make_storage(url)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_table(url: str, study_name: str, spec: ObjectiveSpec) -> Table:
+    return read_table(url, study_name, spec)
 
 
 def run_job(config: CompareConfig, job: Job, tick=None) -> str:
@@ -313,7 +333,7 @@ def run_job(config: CompareConfig, job: Job, tick=None) -> str:
     data = _load(config, mode)
     storage = config.storage_url()
     if job.kind == "replay":
-        table = read_table(storage, table_study_name(config), spec)
+        table = _cached_table(storage, table_study_name(config), spec)
         hypermodel = _hypermodel(config, mode, data, "grid")
         study = replay(table, hypermodel, job.strategy, _seed(config, job.repeat),
                        mode.initial_points, name=job.study)
@@ -400,7 +420,7 @@ def table_study_name(config: CompareConfig) -> str:
 
 def read_table(storage: str, study_name: str, spec: ObjectiveSpec) -> Table:
     """The table of a grid's study: each finished trial, keyed by :func:`config_key`."""
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     rows = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
         complete = t.state == TrialState.COMPLETE
@@ -459,8 +479,9 @@ def replay(table: Table, hypermodel: FraudHyperModel, strategy: str, seed: int,
     return study
 
 
-def _persist(study: optuna.Study, storage: str) -> None:
-    """Copy an in-memory study into ``storage`` (replacing one of the same name)."""
+def _persist(study: optuna.Study, url: str) -> None:
+    """Copy an in-memory study into the storage at ``url`` (replacing one of the same name)."""
+    storage = open_storage(url)
     try:
         optuna.delete_study(study_name=study.study_name, storage=storage)
     except KeyError:
@@ -505,7 +526,7 @@ def compare(config: CompareConfig) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     data = _load(config, mode)
     storage = config.storage_url()
-    storage_lib.make_storage(storage)  # checks the URL and creates the schema once
+    open_storage(storage)  # checks the URL and creates the schema once
     if config.setup == "article":
         names = _compare_article(config, mode, spec, data, storage)
     else:
@@ -577,7 +598,8 @@ def _run_pool(config: CompareConfig, training: list[Job], replays: list[Job],
 
 def _finished_trials(storage: str, names: set[str]) -> dict[str, int]:
     try:
-        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+        summaries = optuna.get_all_study_summaries(open_storage(storage),
+                                                   include_best_trial=False)
     except Exception:  # the database is busy: the bar waits for the next poll
         return {}
     return {s.study_name: s.n_trials for s in summaries if s.study_name in names}
@@ -589,13 +611,13 @@ def _compare_test_scores(config: CompareConfig, spec: ObjectiveSpec, data, stora
     best model against the grid's (paired on the test rows); stored in the studies."""
     scores = {}
     for job in training:
-        study = optuna.load_study(study_name=job.study, storage=storage)
+        study = optuna.load_study(study_name=job.study, storage=open_storage(storage))
         scores[job.study] = study.user_attrs.get(TEST_SCORES_ATTR)
     grid_scores = scores[training[0].study]
     metric = spec.metrics[0].removeprefix("val_")
     compared = metric if metric in evaluation.INTERVAL_METRICS else "pr_auc"
     for job in training:
-        study = optuna.load_study(study_name=job.study, storage=storage)
+        study = optuna.load_study(study_name=job.study, storage=open_storage(storage))
         result = dict(study.user_attrs.get(RESULT_ATTR, {}))
         if scores[job.study] is None:
             continue

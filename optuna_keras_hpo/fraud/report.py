@@ -171,9 +171,12 @@ def summarise_pareto(study: optuna.Study) -> StrategySummary:
 def write_report(storage: str, study_names: Sequence[str], output: str | os.PathLike,
                  meta: dict[str, Any] | None = None) -> Path:
     """``report.md``, ``report.html`` and the figures, from the studies in ``storage``."""
+    from optuna_keras_hpo.fraud.comparison import open_storage
+
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     meta = meta or {}
+    storage = open_storage(storage) if isinstance(storage, str) else storage
     if meta.get("setup", "article") == "one_space":
         sections = _one_space_sections(storage, study_names, output, meta)
         title = "Fraud detection: search strategies compared on one space"
@@ -185,7 +188,7 @@ def write_report(storage: str, study_names: Sequence[str], output: str | os.Path
     return output / "report.md"
 
 
-def _article_report(storage: str, study_names: Sequence[str], output: Path,
+def _article_report(storage, study_names: Sequence[str], output: Path,
                     meta: dict[str, Any]) -> list[tuple[str, list]]:
     floor = (meta.get("objective") or {}).get("precision_floor")
     studies = [optuna.load_study(study_name=n, storage=storage) for n in study_names]
@@ -549,7 +552,7 @@ def replay_costs(runs: Sequence[ReplayRun], size: int) -> StrategyCosts:
     )
 
 
-def _one_space_sections(storage: str, names: Sequence[str], output: Path,
+def _one_space_sections(storage, names: Sequence[str], output: Path,
                         meta: dict[str, Any]) -> list[tuple[str, list]]:
     from scipy.stats import mannwhitneyu
 
@@ -687,7 +690,7 @@ def _interval(test: dict, intervals: dict | None, metric: str) -> str:
     return value
 
 
-def _continuous_blocks(storage: str, names: Sequence[str], table_study: optuna.Study,
+def _continuous_blocks(storage, names: Sequence[str], table_study: optuna.Study,
                        metric: str) -> list[tuple[str, Any]]:
     grid_result = table_study.user_attrs.get(RESULT_ATTR, {})
     studies = [optuna.load_study(study_name=n, storage=storage)
