@@ -130,8 +130,8 @@ def grid_size(grid: dict[str, list]) -> int:
     return rest * sum(lion if o == "lion" else 1 for o in optimizers)
 
 
-QUICK = Mode("quick", rows=2000, trials=10, epochs=(4, 12, 4), grid=QUICK_GRID,
-             article_grid=QUICK_ARTICLE_GRID, patience=3, initial_points=5, repeats=30,
+QUICK = Mode("quick", rows=2000, trials=8, epochs=(4, 12, 4), grid=QUICK_GRID,
+             article_grid=QUICK_ARTICLE_GRID, patience=3, initial_points=4, repeats=30,
              continuous_repeats=3)
 FULL = Mode("full", rows=10_000, trials=50, epochs=(50, 200, 50), grid=BAYESIAN_GRID,
             article_grid=ARTICLE_GRID, patience=10, initial_points=10, repeats=100,
@@ -296,10 +296,14 @@ def _seed(config: CompareConfig, repeat: int) -> int:
 
 
 def _hypermodel(config: CompareConfig, mode: Mode, data, space: str) -> FraudHyperModel:
+    """The fraud hypermodel with the metrics the comparison reads (each Keras metric costs
+    time in every training step): the objective's, precision and recall."""
+    spec = objective_spec(config.objective, config.precision_floor)
+    metrics = {"precision", "recall", *(m.removeprefix("val_") for m in spec.metrics)}
     return FraudHyperModel(data, space=space, epochs=mode.epochs,
                            grid=mode.article_grid if space == "article_grid" else
                            (mode.grid if space == "grid" else None),
-                           patience=mode.patience, seed=config.seed)
+                           patience=mode.patience, seed=config.seed, metrics=tuple(metrics))
 
 
 def _load(config: CompareConfig, mode: Mode):

@@ -128,23 +128,31 @@ def binary_fbeta(beta: float = 2.0, name: str = "fbeta"):
     return register_keras_objects()(beta=beta, threshold=0.5, name=name)
 
 
-def fraud_metrics(fbeta: float = 2.0) -> list:
-    """The article's metrics plus PR-AUC and F-beta: accuracy, precision, recall, auc, pr_auc,
-    fbeta."""
+METRICS = ("accuracy", "precision", "recall", "auc", "pr_auc", "fbeta")
+
+
+def fraud_metrics(fbeta: float = 2.0, names: Sequence[str] = METRICS) -> list:
+    """Keras metrics by name: the article's (accuracy, precision, recall, auc) and PR-AUC and
+    F-beta; all of :data:`METRICS` by default."""
     import keras
 
-    return [
-        "accuracy",
-        keras.metrics.Precision(name="precision"),
-        keras.metrics.Recall(name="recall"),
-        keras.metrics.AUC(name="auc"),
-        keras.metrics.AUC(curve="PR", name="pr_auc"),
-        binary_fbeta(fbeta),
-    ]
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or isinstance(names, str):
+        raise ValueError(f"metrics={names!r}; expected names from {list(METRICS)}.")
+    make = {
+        "accuracy": lambda: "accuracy",
+        "precision": lambda: keras.metrics.Precision(name="precision"),
+        "recall": lambda: keras.metrics.Recall(name="recall"),
+        "auc": lambda: keras.metrics.AUC(name="auc"),
+        "pr_auc": lambda: keras.metrics.AUC(curve="PR", name="pr_auc"),
+        "fbeta": lambda: binary_fbeta(fbeta),
+    }
+    return [make[n]() for n in METRICS if n in names]
 
 
 def build_model(n_features: int, initial_bias: float, *, neurons1: int, dropout_rate1: float,
-                neurons2: int, dropout_rate2: float, optimizer, fbeta: float = 2.0):
+                neurons2: int, dropout_rate2: float, optimizer, fbeta: float = 2.0,
+                metrics: Sequence[str] = METRICS):
     """The article's network, compiled: Input -> Dense(neurons1, relu) -> Dropout ->
     Dense(neurons2, relu) -> Dropout -> Dense(1, sigmoid) with the log-odds initial bias;
     binary cross-entropy; :func:`fraud_metrics`."""
@@ -160,7 +168,8 @@ def build_model(n_features: int, initial_bias: float, *, neurons1: int, dropout_
         Dense(1, activation="sigmoid",
               bias_initializer=keras.initializers.Constant(initial_bias)),
     ])
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=fraud_metrics(fbeta))
+    model.compile(optimizer=optimizer, loss="binary_crossentropy",
+                  metrics=fraud_metrics(fbeta, metrics))
     return model
 
 
@@ -215,6 +224,8 @@ class FraudHyperModel(HyperModel):
         grid: The grid of a grid space; keys as its default's.
         patience: EarlyStopping's patience (epochs without a lower ``val_loss``).
         fbeta: The beta of the ``fbeta`` metric (2: recall weighs 4 times precision).
+        metrics: The Keras metrics compiled in (names from :data:`METRICS`, default all); each
+            costs time in every training step, so a search can keep only those it reads.
         seed: Training is seeded with :func:`configuration_seed` of ``seed`` and the trial's
             values (weights, dropout masks, shuffling), so a configuration scores the same
             every time on one machine; None leaves Keras' global seed alone.
@@ -226,7 +237,8 @@ class FraudHyperModel(HyperModel):
     def __init__(self, data: FraudData, *, space: str = "bayesian",
                  epochs: tuple[int, int, int] = (50, 200, 50),
                  grid: Mapping[str, Sequence] | None = None, patience: int = 10,
-                 fbeta: float = 2.0, seed: int | None = 0) -> None:
+                 fbeta: float = 2.0, metrics: Sequence[str] = METRICS,
+                 seed: int | None = 0) -> None:
         super().__init__(name="fraud")
         if not isinstance(data, FraudData):
             raise ValueError(f"data={data!r}; expected a FraudData (see fraud.load_data).")
@@ -254,6 +266,11 @@ class FraudHyperModel(HyperModel):
         self.patience = patience
         self.fbeta = float(fbeta)
         self.seed = seed
+        fraud_metrics_names = tuple(metrics)
+        if not fraud_metrics_names or any(m not in METRICS for m in fraud_metrics_names):
+            raise ValueError(f"metrics={metrics!r}; expected a non-empty list of names from "
+                             f"{list(METRICS)}.")
+        self.metrics = fraud_metrics_names
 
     # -- declarations ------------------------------------------------------------------------
     def _choice(self, hp, name: str):
@@ -320,7 +337,7 @@ class FraudHyperModel(HyperModel):
         layers = {k: values[k] for k in ("neurons1", "dropout_rate1", "neurons2",
                                          "dropout_rate2")}
         return build_model(self.data.n_features, self.data.initial_bias,
-                           optimizer=optimizer, fbeta=self.fbeta, **layers)
+                           optimizer=optimizer, fbeta=self.fbeta, metrics=self.metrics, **layers)
 
     def fit(self, hp, model=None, *args, **kwargs):
         import keras
