@@ -587,6 +587,7 @@ def _run_pool(config: CompareConfig, training: list[Job], replays: list[Job],
         replays_submitted = False
         while pending:
             done, _ = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+            polled = {j.study for j in pending.values() if j.kind != "replay"}
             for future in done:
                 job = pending.pop(future)
                 future.result()  # a job's exception stops the comparison
@@ -595,18 +596,23 @@ def _run_pool(config: CompareConfig, training: list[Job], replays: list[Job],
                     replays_submitted = True
                 if job.kind == "replay":
                     progress.update(1)
-            counts = _finished_trials(storage, {j.study for j in training})
-            progress.update(sum(counts.values()) - sum(trained.values()))
-            trained = counts
+            if polled:  # training jobs are followed trial by trial
+                counts = {**trained, **_finished_trials(storage, polled)}
+                progress.update(sum(counts.values()) - sum(trained.values()))
+                trained = counts
 
 
 def _finished_trials(storage: str, names: set[str]) -> dict[str, int]:
-    try:
-        summaries = optuna.get_all_study_summaries(open_storage(storage),
-                                                   include_best_trial=False)
-    except Exception:  # the database is busy: the bar waits for the next poll
-        return {}
-    return {s.study_name: s.n_trials for s in summaries if s.study_name in names}
+    """Trials started so far in each of the studies ``names`` that exist (for the progress bar;
+    counted by the storage, no trial is read)."""
+    counts = {}
+    backend = open_storage(storage)
+    for name in names:
+        try:
+            counts[name] = backend.get_n_trials(backend.get_study_id_from_name(name))
+        except Exception:  # not created yet, or the database is busy: next poll
+            continue
+    return counts
 
 
 def _compare_test_scores(config: CompareConfig, spec: ObjectiveSpec, data, storage: str,
