@@ -532,3 +532,54 @@ def test_sklearn_baseline_uses_stratified_folds(small):
     assert result["test"]["recall"] > 0  # balanced class weights make it flag frauds
     with pytest.raises(ValueError, match="cv=1"):
         fraud.sklearn_grid_baseline(data, grid, cv=1)
+
+
+def test_under_the_default_objective_flagging_everything_does_not_rank_first(small, trained):
+    """A model that flags every transaction has recall 1.0: first under the article's recall,
+    not under the default objective."""
+    flag_all = keras.Sequential([
+        keras.layers.Input((small.n_features,)),
+        keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros",
+                           bias_initializer=keras.initializers.Constant(10.0)),
+    ])
+    flag_all.compile(loss="binary_crossentropy", metrics=fraud.fraud_metrics())
+    model, _ = trained
+    logs = {name: {f"val_{k}": v for k, v in m.evaluate(
+        small.x_val, small.y_val, return_dict=True, verbose=0).items()}
+        for name, m in (("flag_all", flag_all), ("trained", model))}
+    assert logs["flag_all"]["val_recall"] == 1.0 >= logs["trained"]["val_recall"]
+    metric = fraud.objective_spec(fraud.DEFAULT_OBJECTIVE).metrics[0]
+    assert logs["trained"][metric] > logs["flag_all"][metric] + 0.2
+
+
+def test_bootstrap_intervals_and_paired_differences():
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.1).astype(int)
+    good = np.clip(0.3 * y + rng.random(400) * 0.7, 0, 1)
+    weak = rng.random(400)
+    for scores in (good, weak, np.round(good, 1)):  # rounded: ties
+        point = fraud.metrics_from_scores(y, scores)
+        intervals = fraud.bootstrap_intervals(y, scores, seed=1)
+        for metric, (low, high) in intervals.items():
+            assert low <= point[metric] <= high, metric
+        assert intervals == fraud.bootstrap_intervals(y, scores, seed=1)  # seeded
+    better = fraud.bootstrap_difference(y, good, weak, "pr_auc")
+    assert better["difference"] == pytest.approx(
+        average_precision_score(y, good) - average_precision_score(y, weak))
+    assert better["low"] > 0  # a real difference is beyond the noise
+    same = fraud.bootstrap_difference(y, good, good, "recall")
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    with pytest.raises(ValueError, match="metric='auc'"):
+        fraud.bootstrap_difference(y, good, weak, "auc")
+
+
+def test_metrics_are_chosen_by_name(small):
+    hm = fraud.FraudHyperModel(small, metrics=("pr_auc", "recall"))
+    hp = HyperParameters()
+    model = hm.build(hp)
+    history = model.fit(small.x_train, small.y_train, validation_data=(small.x_val, small.y_val),
+                        epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "pr_auc", "recall", "val_loss", "val_pr_auc",
+                                    "val_recall"}
+    with pytest.raises(ValueError, match="metrics=\\('f1',\\)"):
+        fraud.FraudHyperModel(small, metrics=("f1",))
