@@ -29,6 +29,7 @@ from optuna_keras_hpo.fraud.comparison import (
     RESULT_ATTR,
     config_key,
 )
+from optuna_keras_hpo.fraud.objectives import ObjectiveSpec, objective_spec
 from optuna_keras_hpo.tuner import HP_VALUES_ATTR
 
 
@@ -56,7 +57,14 @@ class StrategySummary:
     front: list[tuple[float, float]] = field(default_factory=list)  # two objectives only
 
 
-def summarise(study: optuna.Study, precision_floor: float | None = None) -> StrategySummary:
+def _spec(meta: dict[str, Any]) -> ObjectiveSpec:
+    """The comparison's objective, from the run's metadata."""
+    objective = meta.get("objective") or {}
+    return objective_spec(objective.get("name", "recall"),
+                          objective.get("precision_floor") or 0.5)
+
+
+def summarise(study: optuna.Study, spec: ObjectiveSpec | None = None) -> StrategySummary:
     """A strategy's row of the report, from its study alone."""
     result = study.user_attrs.get(RESULT_ATTR, {})
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -64,8 +72,7 @@ def summarise(study: optuna.Study, precision_floor: float | None = None) -> Stra
     start = min((t.datetime_start for t in trials if t.datetime_start), default=None)
     curve, times, best = [], [], -math.inf
     for t in finished:
-        feasible = precision_floor is None or \
-            t.user_attrs.get("val_precision", -1.0) >= precision_floor
+        feasible = spec is None or spec.feasible(t.user_attrs)
         if t.state == TrialState.COMPLETE and t.value is not None and feasible:
             best = max(best, t.value)
         curve.append(best)
@@ -190,9 +197,9 @@ def write_report(storage: str, study_names: Sequence[str], output: str | os.Path
 
 def _article_report(storage, study_names: Sequence[str], output: Path,
                     meta: dict[str, Any]) -> list[tuple[str, list]]:
-    floor = (meta.get("objective") or {}).get("precision_floor")
+    spec = _spec(meta)
     studies = [optuna.load_study(study_name=n, storage=storage) for n in study_names]
-    summaries = [summarise_pareto(st) if len(st.directions) > 1 else summarise(st, floor)
+    summaries = [summarise_pareto(st) if len(st.directions) > 1 else summarise(st, spec)
                  for st in studies]
     grid = next((s for s in summaries if s.strategy == "grid" and s.pruning ==
                  any(x.pruning for x in summaries)), None) or \
@@ -562,9 +569,9 @@ def _one_space_sections(storage, names: Sequence[str], output: Path,
     table_study = optuna.load_study(study_name=table_name, storage=storage)
     table_trials = table_study.get_trials(deepcopy=False)
     size = sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in table_trials)
-    floor = objective.get("precision_floor")
-    feasible = [t for t in table_trials if t.state == TrialState.COMPLETE and
-                (floor is None or t.user_attrs.get("val_precision", -1.0) >= floor)]
+    spec = _spec(meta)
+    feasible = [t for t in table_trials
+                if t.state == TrialState.COMPLETE and spec.feasible(t.user_attrs)]
     best = max(feasible, key=lambda t: (t.value, -t.number)) if feasible else None
     target = best.value if best else math.nan
     ties = sum(t.value == target for t in feasible)
@@ -621,7 +628,7 @@ def _one_space_sections(storage, names: Sequence[str], output: Path,
     figure = _replay_figure(costs, target, output, metric)
     sections.append(("Best so far on the grid", [("img", figure)]))
     sections.append(("Off the grid: the continuous space",
-                     _continuous_blocks(storage, names, table_study, metric)))
+                     _continuous_blocks(storage, names, table_study, metric, target)))
     sections.append(("The table", _table_blocks(table_study, best, output, meta)))
     if "sklearn_baseline" in meta:
         sections.append(_sklearn_section(meta["sklearn_baseline"]))
@@ -691,7 +698,7 @@ def _interval(test: dict, intervals: dict | None, metric: str) -> str:
 
 
 def _continuous_blocks(storage, names: Sequence[str], table_study: optuna.Study,
-                       metric: str) -> list[tuple[str, Any]]:
+                       metric: str, table_best: float) -> list[tuple[str, Any]]:
     grid_result = table_study.user_attrs.get(RESULT_ATTR, {})
     studies = [optuna.load_study(study_name=n, storage=storage)
                for n in names if "-continuous-" in n]
@@ -700,8 +707,6 @@ def _continuous_blocks(storage, names: Sequence[str], table_study: optuna.Study,
     header = ["search", f"best {metric}", "test PR-AUC [95% CI]", "test recall [95% CI]",
               "test precision [95% CI]", "test accuracy", "test minus the grid's best [95% CI]",
               "beyond the noise?"]
-    table_best = max((t.value for t in table_study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE,))), default=None)
     rows = [["the grid's best model", _fmt(table_best),
              *[_interval(grid_result.get("test"), grid_result.get("test_intervals"), m)
                for m in ("pr_auc", "recall", "precision")],
@@ -709,8 +714,8 @@ def _continuous_blocks(storage, names: Sequence[str], table_study: optuna.Study,
     per_strategy: dict[str, list[dict]] = {}
     for study in studies:
         result = study.user_attrs.get(RESULT_ATTR, {})
-        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        best_value = max((t.value for t in completed), default=None)
+        number = result.get("best_trial")  # the best feasible trial
+        best_value = study.trials[number].value if number is not None else None
         vs = result.get("vs_grid")
         beyond = "-" if not vs else ("yes, better" if vs["low"] > 0 else
                                      "yes, worse" if vs["high"] < 0 else "no")
