@@ -744,10 +744,14 @@ def _continuous_blocks(storage, names: Sequence[str], table_study: optuna.Study,
             f"it, {len(runs) - better - worse} were within the noise.")
     budget = (studies[0].user_attrs.get(RESULT_ATTR) or {}).get("budget", "?")
     intro = ("p", f"Each search trained {budget} real models of the continuous Bayesian space "
-                  "(validation score only), then its best was scored on the test split. "
+                  "and chose its best by the validation score alone; that model was then scored "
+                  "on the test split. Repeat #r of every strategy starts from the same random "
+                  "initial points (seed r), so identical rows mean the best came from those. "
                   "Intervals: percentile bootstrap over the test rows (1,000 resamples); the "
                   "difference to the grid's best model is paired (both models on each "
-                  "resample).")
+                  "resample). The grid's best validation score is the largest of many noisy "
+                  "estimates, so its test score is expected to be lower (the winner's curse); "
+                  "the test split is the fair referee.")
     return [intro, ("table", (header, rows)), *[("p", line) for line in lines]]
 
 
