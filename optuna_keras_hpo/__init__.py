@@ -5,7 +5,7 @@ The whole public API::
     from optuna_keras_hpo import (
         HyperParameters, TrialHyperParameters,       # the hp object
         HyperModel,                                   # build(hp) / fit(hp, model, ...)
-        Objective,                                    # what to optimise
+        Objective, ParetoObjective,                   # what to optimise
         Tuner, BayesianOptimization, RandomSearch, GridSearch, Hyperband,   # strategies
     )
 
@@ -14,7 +14,7 @@ or, for existing KerasTuner code, ``import optuna_keras_hpo.keras_tuner as kt``.
 
 from optuna_keras_hpo.hypermodel import HyperModel
 from optuna_keras_hpo.hyperparameters import HyperParameters, TrialHyperParameters
-from optuna_keras_hpo.objective import Objective
+from optuna_keras_hpo.objective import Objective, ParetoObjective
 from optuna_keras_hpo.tuner import Trial, Tuner
 from optuna_keras_hpo.tuners import BayesianOptimization, GridSearch, Hyperband, RandomSearch
 
@@ -27,6 +27,7 @@ __all__ = [
     "HyperParameters",
     "Hyperband",
     "Objective",
+    "ParetoObjective",
     "RandomSearch",
     "Trial",
     "TrialHyperParameters",

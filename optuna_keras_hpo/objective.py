@@ -107,11 +107,47 @@ class DefaultObjective(Objective):
         super().__init__("default_objective", "min")
 
 
-def create_objective(objective: Objective | str | None) -> Objective:
-    """An :class:`Objective` from an Objective, a metric name, or None (minimise fit's return)."""
+class ParetoObjective:
+    """Several metrics optimised together: the tuner's study becomes an Optuna multi-objective
+    study, whose result is the Pareto front (``study.best_trials``).
+
+    KerasTuner has no such objective (a list of objectives there is one summed score). Optuna
+    cannot prune multi-objective trials, so a tuner with this objective takes no pruner, and a
+    trial is scored at its last epoch.
+
+    Args:
+        objectives: Two or more metric names or :class:`Objective` s.
+    """
+
+    def __init__(self, objectives: Sequence[Objective | str]) -> None:
+        if isinstance(objectives, (str, Objective)) or not isinstance(objectives, Sequence) \
+                or len(objectives) < 2:
+            raise ValueError(f"ParetoObjective: objectives={objectives!r}; expected a list of "
+                             "two or more metric names or Objectives.")
+        self.objectives = [create_objective(o) for o in objectives]
+        if any(isinstance(o, DefaultObjective) for o in self.objectives):
+            raise ValueError("ParetoObjective: objectives contain None; expected metric names.")
+        self.name = " & ".join(o.name for o in self.objectives)
+
+    @property
+    def optuna_directions(self) -> list[str]:
+        return [o.optuna_direction for o in self.objectives]
+
+    def values(self, metrics: Mapping[str, float]) -> tuple[float, ...]:
+        return tuple(float(metrics[o.name]) for o in self.objectives)
+
+    def __str__(self) -> str:
+        return "ParetoObjective([" + ", ".join(map(str, self.objectives)) + "])"
+
+    __repr__ = __str__
+
+
+def create_objective(objective: Objective | ParetoObjective | str | None) -> Objective:
+    """An :class:`Objective` from an Objective, a metric name, or None (minimise fit's return);
+    a :class:`ParetoObjective` is returned as it is."""
     if objective is None:
         return DefaultObjective()
-    if isinstance(objective, Objective):
+    if isinstance(objective, (Objective, ParetoObjective)):
         return objective
     if isinstance(objective, str):
         direction = infer_direction(objective)
@@ -160,10 +196,24 @@ def metrics_at_best_epoch(
 
 
 def metrics_from_fit_result(
-    result: Any, objective: Objective
+    result: Any, objective: Objective | ParetoObjective
 ) -> tuple[dict[str, float], int | None]:
-    """The metrics dict of what ``fit`` returned (History, dict, or number), and the best epoch."""
+    """The metrics dict of what ``fit`` returned (History, dict, or number), and the best epoch
+    (a :class:`ParetoObjective`'s: the last epoch)."""
     history = getattr(result, "history", None)
+    if isinstance(objective, ParetoObjective):
+        logs = history if isinstance(history, Mapping) else result
+        if not isinstance(logs, Mapping):
+            raise ValueError(f"fit() returned {type(result).__name__}; a ParetoObjective needs "
+                             "a keras History or a dict of metrics.")
+        missing = [o.name for o in objective.objectives if o.name not in logs]
+        if missing:
+            raise ValueError(f"The objectives {missing} are not among the metrics fit() "
+                             f"logged ({sorted(logs)}).")
+        if isinstance(history, Mapping):
+            last = min(len(v) for v in history.values()) - 1
+            return {k: float(v[last]) for k, v in history.items()}, last
+        return {str(k): float(v) for k, v in result.items()}, None
     if isinstance(history, Mapping):
         return metrics_at_best_epoch(history, objective)
     if isinstance(result, Mapping):

@@ -32,6 +32,7 @@ import shutil
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -372,25 +373,28 @@ def _connection_error(url: str, parsed, timeout: float, error: BaseException | N
 def open_study(
     storage: optuna.storages.BaseStorage,
     study_name: str,
-    direction: str | None,
+    direction: str | Sequence[str] | None,
     overwrite: bool = False,
 ) -> optuna.Study:
     """Create the study, or load it to resume or to join other workers (after deleting it when
-    ``overwrite``). ``direction=None`` takes an existing study's direction (else minimize)."""
+    ``overwrite``). ``direction=None`` takes an existing study's direction (else minimize); a
+    list of directions makes a multi-objective study."""
     if overwrite:
         try:
             optuna.delete_study(study_name=study_name, storage=storage)
         except KeyError:
             pass
+    directions = [direction] if isinstance(direction, str) else direction
     study = optuna.create_study(
-        storage=storage, study_name=study_name, direction=direction or "minimize",
-        load_if_exists=True,
+        storage=storage, study_name=study_name,
+        directions=list(directions) if directions else ["minimize"], load_if_exists=True,
     )
-    if direction is not None and study.direction.name.lower() != direction:
+    found = [d.name.lower() for d in study.directions]
+    if directions is not None and found != list(directions):
         raise ValueError(
-            f"study_name={study_name!r} already exists in this storage with direction "
-            f"{study.direction.name.lower()!r}, but the objective asks for {direction!r}; "
-            "use another study_name or overwrite=True."
+            f"study_name={study_name!r} already exists in this storage with direction(s) "
+            f"{found}, but the objective asks for {list(directions)}; use another study_name "
+            "or overwrite=True."
         )
     return study
 

@@ -30,6 +30,7 @@ from optuna_keras_hpo.hyperparameters import Fixed, HyperParameters, TrialHyperP
 from optuna_keras_hpo.objective import (
     DefaultObjective,
     Objective,
+    ParetoObjective,
     average_metrics,
     create_objective,
     metrics_from_fit_result,
@@ -72,7 +73,8 @@ class Trial:
     Attributes:
         trial_id: The trial number as a zero-padded string.
         hyperparameters: A :class:`HyperParameters` with the trial's values.
-        score: The objective value (None unless COMPLETED).
+        score: The objective value (None unless COMPLETED; a tuple of values with a
+            :class:`~optuna_keras_hpo.objective.ParetoObjective`).
         status: ``COMPLETED``, ``STOPPED`` (pruned), ``FAILED``, ``RUNNING`` or ``IDLE``.
         metrics: Every final metric of the trial.
         frozen_trial: The underlying :class:`optuna.trial.FrozenTrial`.
@@ -86,7 +88,10 @@ class Trial:
             frozen_trial.user_attrs.get(HP_VALUES_ATTR, frozen_trial.params)
         )
         self.status = _STATUS.get(frozen_trial.state, frozen_trial.state.name)
-        self.score = frozen_trial.value if frozen_trial.state == TrialState.COMPLETE else None
+        self.score = None
+        if frozen_trial.state == TrialState.COMPLETE:
+            values = frozen_trial.values or []
+            self.score = values[0] if len(values) == 1 else tuple(values)
         self.best_step = frozen_trial.user_attrs.get(BEST_EPOCH_ATTR)
         self.message = frozen_trial.user_attrs.get(FAIL_REASON_ATTR)
         self.metrics = TrialMetrics(
@@ -134,16 +139,23 @@ class Oracle:
         return self.trials[trial_id]
 
     def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
-        """The ``num_trials`` completed trials with the best scores, best first."""
+        """The ``num_trials`` completed trials with the best scores, best first (with a
+        :class:`ParetoObjective`: members of the Pareto front, by the first objective)."""
+        if isinstance(self.objective, ParetoObjective):
+            first = self.objective.objectives[0]
+            front = sorted(self._tuner.study.best_trials, key=lambda t: t.values[0],
+                           reverse=first.direction == "max")
+            return [self._tuner._view(t) for t in front[:num_trials]]
         completed = self._tuner.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         reverse = self.objective.direction == "max"
         ranked = sorted(completed, key=lambda t: t.value, reverse=reverse)
         return [self._tuner._view(t) for t in ranked[:num_trials]]
 
 
-def _best_epoch_weights(objective: Objective):
+def _best_epoch_weights(objective: Objective | ParetoObjective):
     """A Keras callback keeping the weights of the epoch where the objective was best, so the
-    saved model is the one that scored the trial (KerasTuner checkpoints that epoch too)."""
+    saved model is the one that scored the trial (KerasTuner checkpoints that epoch too). A
+    :class:`ParetoObjective` scores the last epoch: the model keeps its final weights."""
     import keras
 
     class BestEpochWeights(keras.callbacks.Callback):
@@ -153,6 +165,8 @@ def _best_epoch_weights(objective: Objective):
             self.weights: list | None = None
 
         def on_epoch_end(self, epoch, logs=None):
+            if isinstance(objective, ParetoObjective):
+                return
             value = (logs or {}).get(objective.name)
             if value is None or math.isnan(float(value)):
                 return
@@ -174,7 +188,8 @@ class Tuner:
         hypermodel: A :class:`HyperModel` or a ``build_model(hp)`` function (may be None when a
             subclass overrides ``run_trial``).
         objective: A metric name (direction inferred), a :class:`Objective`, or None to minimise
-            the number ``fit`` returns.
+            the number ``fit`` returns; a :class:`ParetoObjective` of several metrics makes the
+            study multi-objective (``get_best_*`` then return members of the Pareto front).
         max_trials: Trials to finish in the study, counting earlier runs and other workers.
         sampler: An Optuna sampler; default: the strategy's.
         pruner: An Optuna pruner; default: the strategy's (none, as KerasTuner, except Hyperband).
@@ -217,7 +232,7 @@ class Tuner:
     def __init__(
         self,
         hypermodel: HyperModel | Callable | None = None,
-        objective: Objective | str | None = None,
+        objective: Objective | ParetoObjective | str | None = None,
         max_trials: int | None = 10,
         *,
         sampler: optuna.samplers.BaseSampler | None = None,
@@ -314,9 +329,14 @@ class Tuner:
                                      grace_period=grace_period, max_retry=max_retry),
             self.study_name,
             "minimize" if isinstance(self.objective, DefaultObjective)
+            else self.objective.optuna_directions if isinstance(self.objective, ParetoObjective)
             else self.objective.optuna_direction,
             overwrite,
         )
+        if isinstance(self.objective, ParetoObjective) and pruner is not None and \
+                not isinstance(pruner, optuna.pruners.NopPruner):
+            raise ValueError(f"pruner={pruner!r} with objective={self.objective}: Optuna cannot "
+                             "prune multi-objective trials; pass no pruner.")
         self.study.pruner = pruner or self._default_pruner()
         self.study.sampler = sampler or optuna.samplers.RandomSampler(seed=seed)
         if artifact_store is None:
@@ -449,7 +469,8 @@ class Tuner:
         model = self._build(hp)
         kwargs = self._fit_kwargs(dict(kwargs))
         callbacks = copy.deepcopy(list(kwargs.get("callbacks") or []))
-        if execution == 0 and not isinstance(self.objective, DefaultObjective):
+        if execution == 0 and not isinstance(self.objective,
+                                             (DefaultObjective, ParetoObjective)):
             callbacks.append(pruning_callback(trial.optuna_trial, self.objective.name))
         best_epoch = _best_epoch_weights(self.objective)
         callbacks.append(best_epoch)
@@ -560,7 +581,7 @@ class Tuner:
             self.hypermodel.declare_hyperparameters(hp)
         return hp
 
-    def _record(self, context: TrialContext, results: Any) -> float:
+    def _record(self, context: TrialContext, results: Any) -> float | tuple[float, ...]:
         trial = context.optuna_trial
         trial.set_user_attr(HP_VALUES_ATTR, context.hyperparameters.values)
         self.hyperparameters.merge(context.hyperparameters.space, overwrite=False)
@@ -579,6 +600,13 @@ class Tuner:
         if self.constraints is not None:
             for name, value in self.constraints(dict(metrics)).items():
                 trial.set_constraint(name, value)
+        if isinstance(self.objective, ParetoObjective):
+            values = self.objective.values(metrics)
+            if not all(map(math.isfinite, values)):
+                raise ValueError(f"The objectives {self.objective.name!r} are {values}.")
+            if context.models:
+                self._save_model(trial, context.models[0])
+            return values
         score = metrics[self.objective.name]
         if not math.isfinite(score):
             raise ValueError(f"The objective {self.objective.name!r} is {score}.")

@@ -158,10 +158,13 @@ def test_the_pareto_objective_reports_fronts_by_hypervolume(tmp_path):
         volume = hypervolume([tuple(t.values) for t in completed])
         row = table[strategy]
         assert float(row[header.index("best hypervolume")]) == pytest.approx(volume, rel=1e-3)
-        best = max(study.best_trials, key=lambda t: 2 * t.values[0] * t.values[1]
-                   / max(t.values[0] + t.values[1], 1e-12))
+        best = max(study.best_trials, key=lambda t: (2 * t.values[0] * t.values[1]
+                   / max(t.values[0] + t.values[1], 1e-12), -t.number))
+        result = study.user_attrs[RESULT_ATTR]
+        assert result["best_trial"] == best.number  # the front member with the best F1
         assert float(row[header.index("test recall")]) == pytest.approx(
-            best.user_attrs["test"]["recall"], rel=1e-3)
+            result["test"]["recall"], rel=1e-3)
+        assert "model_artifact_id" in best.user_attrs  # trained through the tuner
 
 
 def test_hypervolume():

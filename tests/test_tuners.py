@@ -326,3 +326,31 @@ def test_constraints_from_the_metrics_are_set_on_each_trial(tiny_data, tmp_path)
     with pytest.raises(ValueError, match="constraints="):
         kt.RandomSearch(build_tiny, objective="val_loss", directory=tmp_path,
                         project_name="bad", constraints=0.5)
+
+
+def test_a_pareto_objective_makes_a_multi_objective_study(tiny_data, tmp_path):
+    from optuna_keras_hpo import ParetoObjective
+
+    x, y, xv, yv = tiny_data
+    objective = ParetoObjective([kt.Objective("val_recall", "max"), "val_loss"])
+    tuner = kt.RandomSearch(build_tiny, objective=objective, max_trials=4, seed=0,
+                            directory=tmp_path, project_name="pareto", overwrite=True)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=3, verbose=0)
+    study = tuner.study
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    completed = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(completed) == 4
+    for t in completed:  # scored at the last epoch, every metric kept
+        assert t.values == [t.user_attrs["val_recall"], t.user_attrs["val_loss"]]
+        assert t.user_attrs["best_epoch"] == 2
+    best = tuner.oracle.get_best_trials(10)
+    front = {t.number for t in study.best_trials}
+    assert {int(t.trial_id) for t in best} == front
+    assert [t.score[0] for t in best] == sorted((t.score[0] for t in best), reverse=True)
+    model = tuner.get_best_models(1)[0]
+    assert model.count_params() > 0
+    with pytest.raises(ValueError, match="cannot prune multi-objective"):
+        kt.RandomSearch(build_tiny, objective=objective, directory=tmp_path,
+                        project_name="pruned", pruner=optuna.pruners.MedianPruner())
+    with pytest.raises(ValueError, match="two or more"):
+        ParetoObjective(["val_recall"])

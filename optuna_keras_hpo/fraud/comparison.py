@@ -51,9 +51,9 @@ from optuna_keras_hpo.fraud.hypermodel import (
 )
 from optuna_keras_hpo.fraud.objectives import DEFAULT_OBJECTIVE, ObjectiveSpec, objective_spec
 from optuna_keras_hpo.hyperparameters import HyperParameters, TrialHyperParameters
-from optuna_keras_hpo.objective import Objective
+from optuna_keras_hpo.objective import Objective, ParetoObjective
 from optuna_keras_hpo.samplers import SAMPLER_NAMES, make_sampler
-from optuna_keras_hpo.tuner import HP_VALUES_ATTR, Tuner
+from optuna_keras_hpo.tuner import Tuner
 from optuna_keras_hpo.tuners import GridSearch
 
 STRATEGIES = tuple(SAMPLER_NAMES)  # gp-ei, gp-pi, gp-ucb, tpe, random, grid
@@ -63,7 +63,6 @@ NO_PRUNING_SUFFIX = "-nopruning"
 RESULT_ATTR = "compare"  # study user attribute: a run's result (wall time, test metrics, ...)
 TEST_SCORES_ATTR = "test_scores"  # study user attribute: the best model's P(fraud) on test
 TABLE_TRIAL_ATTR = "table_trial"  # replay trial user attribute: the table trial it read
-EPOCHS_ATTR = "epochs_trained"  # two-objective trials: epochs trained (no learning curve)
 REPLAY_ASKS_PER_POINT = 20  # a replay gives up after this many asks per grid point
 
 # The quick mode's discretisation of the Bayesian space: 4 optimizers * 3 learning rates *
@@ -717,45 +716,47 @@ def _run_article_strategy(config, mode, spec, data, storage, strategy, pruning, 
 def _run_pareto_strategy(config, mode, spec, data, storage, strategy, pruning, name, budget,
                          progress) -> None:
     """One strategy on the two-objective study (validation recall and precision, both
-    maximised): a plain Optuna objective on the same hypermodel, since a KerasTuner objective is
-    one number. Each trial's model is scored on the test split at once (user attribute
-    ``test``): selection uses validation values only, and the report picks a front member."""
-    import keras
-
+    maximised), through the same tuners with a :class:`ParetoObjective`. Selection uses
+    validation values only: the representative model is the front member with the best
+    validation F1, scored on the test split afterwards."""
     hypermodel = _hypermodel(config, mode, data,
                              "article_grid" if strategy == "grid" else "bayesian")
-    sampler = make_sampler(strategy, config.seed, n_startup_trials=mode.initial_points,
-                           grid=mode.article_grid)
-    try:
-        optuna.delete_study(study_name=name, storage=storage)
-    except KeyError:
-        pass
-    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
-                                directions=list(spec.directions))
-
-    def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        hp = TrialHyperParameters(trial, HyperParameters())
-        keras.backend.clear_session(free_memory=False)
-        model = hypermodel.build(hp)
-        history = hypermodel.fit(hp, model, data.x_train, data.y_train,
-                                 validation_data=(data.x_val, data.y_val), verbose=0)
-        # The metrics of the model as trained (its last epoch), the one scored on test.
-        final = {k: float(v[-1]) for k, v in history.history.items()}
-        for key, value in final.items():
-            trial.set_user_attr(key, value)
-        trial.set_user_attr(HP_VALUES_ATTR, dict(hp.values))
-        trial.set_user_attr(EPOCHS_ATTR, len(history.history["loss"]))
-        trial.set_user_attr("test", evaluation.evaluate_test(model, data))
-        return tuple(final[m] for m in spec.metrics)
-
+    common = dict(
+        hypermodel=hypermodel, storage=storage, study_name=name, directory=config.output,
+        project_name=name, overwrite=True, seed=config.seed, max_consecutive_failed_trials=None,
+        objective=ParetoObjective([Objective(m, "max") for m in spec.metrics]),
+    )
+    if strategy == "grid":
+        tuner: Tuner = GridSearch(max_trials=budget, **common)
+    else:
+        sampler = make_sampler(strategy, config.seed, n_startup_trials=mode.initial_points)
+        tuner = Tuner(max_trials=budget, sampler=sampler, **common)
     progress.set_description(name)
+    tuner.on_trial_end = lambda trial: progress.update(1)
     start = time.monotonic()
-    study.optimize(objective, n_trials=budget, catch=(Exception,),
-                   callbacks=[lambda study, trial: progress.update(1)])
+    tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+                 verbose=0)
     wall = time.monotonic() - start
-    result = StrategyRun(strategy, False, spec.name, " & ".join(spec.metrics), wall, None, None,
-                         mode.name, budget)
-    study.set_user_attr(RESULT_ATTR, asdict(result))
+    best = pareto_representative(tuner.study)
+    test = None
+    if best is not None:
+        test = evaluation.evaluate_test(tuner.load_model(tuner._view(best)), data)  # noqa: SLF001
+    result = StrategyRun(strategy, False, spec.name, " & ".join(spec.metrics), wall, test,
+                         best.number if best else None, mode.name, budget)
+    tuner.study.set_user_attr(RESULT_ATTR, asdict(result))
+
+
+def pareto_representative(study: optuna.Study) -> FrozenTrial | None:
+    """The member of a (recall, precision) Pareto front with the best F1."""
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        return None
+
+    def f1(t: FrozenTrial) -> float:
+        r, p = t.values
+        return 2 * r * p / (r + p) if r + p > 0 else 0.0
+
+    return max(study.best_trials, key=lambda t: (f1(t), -t.number))
 
 
 def _quiet() -> None:

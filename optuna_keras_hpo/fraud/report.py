@@ -24,13 +24,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_keras_hpo.fraud.comparison import (
-    EPOCHS_ATTR,
     NO_PRUNING_SUFFIX,
     RESULT_ATTR,
     config_key,
 )
 from optuna_keras_hpo.fraud.objectives import ObjectiveSpec, objective_spec
-from optuna_keras_hpo.tuner import HP_VALUES_ATTR
+from optuna_keras_hpo.tuner import BEST_EPOCH_ATTR, HP_VALUES_ATTR
 
 
 @dataclass
@@ -132,7 +131,8 @@ def hypervolume(points: Sequence[tuple[float, float]]) -> float:
 
 def summarise_pareto(study: optuna.Study) -> StrategySummary:
     """A two-objective strategy's row: the hypervolume of its front (recall x precision above
-    (0, 0)) as its score, and the front member with the best F1 as its representative model."""
+    (0, 0)) as its score, and the front member with the best F1 (its test metrics in the
+    study's result) as its representative model."""
     result = study.user_attrs.get(RESULT_ATTR, {})
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     finished = [t for t in trials if t.state.is_finished()]
@@ -145,25 +145,23 @@ def summarise_pareto(study: optuna.Study) -> StrategySummary:
         end = t.datetime_complete or t.datetime_start
         times.append((end - start).total_seconds() if start and end else 0.0)
     front = study.best_trials if points else []
-
-    def f1(t: FrozenTrial) -> float:
-        r, p = t.values
-        return 2 * r * p / (r + p) if r + p > 0 else 0.0
-
-    representative = max(front, key=f1) if front else None
+    number = result.get("best_trial")
+    representative = next((t for t in trials if t.number == number), None)
     return StrategySummary(
         study=study.study_name,
         strategy=result.get("strategy", study.study_name),
         pruning=False,
         best_value=curve[-1] if curve else None,
-        best_trial=representative.number if representative else None,
+        best_trial=number,
         best_params=dict(representative.user_attrs.get(HP_VALUES_ATTR, representative.params))
         if representative else {},
-        test=representative.user_attrs.get("test") if representative else None,
+        test=result.get("test"),
         completed=sum(t.state == TrialState.COMPLETE for t in trials),
         pruned=0,
         failed=sum(t.state == TrialState.FAIL for t in trials),
-        epochs_trained=sum(int(t.user_attrs.get(EPOCHS_ATTR, 0)) for t in trials),
+        # A Pareto trial is scored at its last epoch: the epochs it trained.
+        epochs_trained=sum(int(t.user_attrs.get(BEST_EPOCH_ATTR, -1)) + 1 for t in trials
+                           if BEST_EPOCH_ATTR in t.user_attrs),
         epochs_saved=0,
         wall_seconds=float(result.get("wall_seconds", times[-1] if times else 0.0)),
         curve=curve,
@@ -171,8 +169,6 @@ def summarise_pareto(study: optuna.Study) -> StrategySummary:
         recall_precision=points,
         front=[tuple(t.values) for t in front],
     )
-
-
 
 
 def write_report(storage: str, study_names: Sequence[str], output: str | os.PathLike,
