@@ -668,8 +668,8 @@ def _compare_article(config: CompareConfig, mode: Mode, spec: ObjectiveSpec, dat
             name = article_study_name(prefix, strategy, pruning, with_reference)
             names.append(name)
             budget = grid_trials if strategy == "grid" else mode.trials
-            run = _run_pareto_strategy if len(spec.metrics) > 1 else _run_article_strategy
-            run(config, mode, spec, data, storage, strategy, pruning, name, budget, progress)
+            _run_article_strategy(config, mode, spec, data, storage, strategy, pruning, name,
+                                  budget, progress)
     finally:
         progress.close()
     return names
@@ -677,14 +677,22 @@ def _compare_article(config: CompareConfig, mode: Mode, spec: ObjectiveSpec, dat
 
 def _run_article_strategy(config, mode, spec, data, storage, strategy, pruning, name, budget,
                           progress) -> None:
+    """One strategy of the article's set-up, through the tuners. With two metrics (the Pareto
+    objective: validation recall and precision, both maximised) the study is multi-objective
+    (:class:`ParetoObjective`, no pruning), and the representative model is the front member
+    with the best validation F1; selection uses validation values only."""
     hypermodel = _hypermodel(config, mode, data,
                              "article_grid" if strategy == "grid" else "bayesian")
+    pareto = len(spec.metrics) > 1
     common = dict(
-        hypermodel=hypermodel, objective=Objective(spec.metrics[0], "max"), storage=storage,
-        study_name=name, directory=config.output, project_name=name, overwrite=True,
-        seed=config.seed, pruner=make_pruner(pruning), max_consecutive_failed_trials=None,
-        constraints=spec.tuner_constraints(),
+        hypermodel=hypermodel, storage=storage, study_name=name, directory=config.output,
+        project_name=name, overwrite=True, seed=config.seed, max_consecutive_failed_trials=None,
     )
+    if pareto:
+        common["objective"] = ParetoObjective([Objective(m, "max") for m in spec.metrics])
+    else:
+        common.update(objective=Objective(spec.metrics[0], "max"), pruner=make_pruner(pruning),
+                      constraints=spec.tuner_constraints())
     if strategy == "grid":
         tuner: Tuner = GridSearch(max_trials=budget, **common)
     else:
@@ -703,46 +711,13 @@ def _run_article_strategy(config, mode, spec, data, storage, strategy, pruning, 
                  verbose=0)
     wall = time.monotonic() - start
     progress.update(max(0, budget - seen["n"]))
-    best = best_trial(tuner.study, spec)
+    best = pareto_representative(tuner.study) if pareto else best_trial(tuner.study, spec)
     test = None
     if best is not None:
         model = tuner.load_model(tuner._view(best))  # noqa: SLF001
         test = evaluation.evaluate_test(model, data)
-    result = StrategyRun(strategy, pruning, spec.name, spec.metrics[0], wall, test,
-                         best.number if best else None, mode.name, budget)
-    tuner.study.set_user_attr(RESULT_ATTR, asdict(result))
-
-
-def _run_pareto_strategy(config, mode, spec, data, storage, strategy, pruning, name, budget,
-                         progress) -> None:
-    """One strategy on the two-objective study (validation recall and precision, both
-    maximised), through the same tuners with a :class:`ParetoObjective`. Selection uses
-    validation values only: the representative model is the front member with the best
-    validation F1, scored on the test split afterwards."""
-    hypermodel = _hypermodel(config, mode, data,
-                             "article_grid" if strategy == "grid" else "bayesian")
-    common = dict(
-        hypermodel=hypermodel, storage=storage, study_name=name, directory=config.output,
-        project_name=name, overwrite=True, seed=config.seed, max_consecutive_failed_trials=None,
-        objective=ParetoObjective([Objective(m, "max") for m in spec.metrics]),
-    )
-    if strategy == "grid":
-        tuner: Tuner = GridSearch(max_trials=budget, **common)
-    else:
-        sampler = make_sampler(strategy, config.seed, n_startup_trials=mode.initial_points)
-        tuner = Tuner(max_trials=budget, sampler=sampler, **common)
-    progress.set_description(name)
-    tuner.on_trial_end = lambda trial: progress.update(1)
-    start = time.monotonic()
-    tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
-                 verbose=0)
-    wall = time.monotonic() - start
-    best = pareto_representative(tuner.study)
-    test = None
-    if best is not None:
-        test = evaluation.evaluate_test(tuner.load_model(tuner._view(best)), data)  # noqa: SLF001
-    result = StrategyRun(strategy, False, spec.name, " & ".join(spec.metrics), wall, test,
-                         best.number if best else None, mode.name, budget)
+    result = StrategyRun(strategy, pruning and not pareto, spec.name, " & ".join(spec.metrics),
+                         wall, test, best.number if best else None, mode.name, budget)
     tuner.study.set_user_attr(RESULT_ATTR, asdict(result))
 
 

@@ -289,20 +289,7 @@ def _sections(summaries, grid, meta, figures) -> list[tuple[str, list]]:
                      [("table", (["strategy", "trial", "hyperparameters"], params_rows))]))
     sections.append(("Pruning", [("p", line) for line in _pruning_lines(summaries)]))
     if "sklearn_baseline" in meta:
-        base = meta["sklearn_baseline"]
-        sections.append(("scikit-learn GridSearchCV baseline (the article's)", [
-            ("p", f"`GridSearchCV` over scikeras' `KerasClassifier`, scoring recall, "
-                  f"{base.get('splitter', 'StratifiedKFold')}, {base.get('n_fits', '?')} fits "
-                  f"in {_fmt(base.get('wall_seconds'))} s."),
-            ("table", (["best CV recall", "test recall", "test precision", "test accuracy",
-                        "best parameters"],
-                       [[_fmt(base.get("best_score")),
-                         _fmt((base.get("test") or {}).get("recall")),
-                         _fmt((base.get("test") or {}).get("precision")),
-                         _fmt((base.get("test") or {}).get("accuracy")),
-                         ", ".join(f"{k}={v}" for k, v in
-                                   (base.get("best_params") or {}).items())]])),
-        ]))
+        sections.append(_sklearn_section(meta["sklearn_baseline"]))
     sections.append(("Plots", [("img", (title, path)) for title, path in figures]))
     return sections
 
