@@ -3,7 +3,7 @@ as kt``."""
 
 from optuna_keras_hpo.hypermodel import HyperModel
 from optuna_keras_hpo.hyperparameters import HyperParameters
-from optuna_keras_hpo.objective import Objective
+from optuna_keras_hpo.objective import MultiObjective, Objective
 from optuna_keras_hpo.tuner import Tuner
 from optuna_keras_hpo.tuners import BayesianOptimization, GridSearch, Hyperband, RandomSearch
 
@@ -13,6 +13,7 @@ __all__ = [
     "HyperModel",
     "HyperParameters",
     "Hyperband",
+    "MultiObjective",
     "Objective",
     "RandomSearch",
     "Tuner",

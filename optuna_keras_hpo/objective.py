@@ -107,6 +107,47 @@ class DefaultObjective(Objective):
         super().__init__("default_objective", "min")
 
 
+class MultiObjective(Objective):
+    """A list of objectives ranked as KerasTuner ranks them: one score, the sum of the metrics,
+    each signed by its direction (minimised metrics added, maximised ones subtracted), and
+    minimised. Each metric is still stored with the trial. For a real Pareto front, use
+    :class:`ParetoObjective`.
+
+    Args:
+        objectives: :class:`Objective` s or metric names.
+    """
+
+    def __init__(self, objectives: Sequence[Objective | str]) -> None:
+        super().__init__("multi_objective", "min")
+        self.objectives = [create_objective(o) for o in objectives]
+        if not self.objectives or any(isinstance(o, (DefaultObjective, MultiObjective))
+                                      for o in self.objectives):
+            raise ValueError(f"objective={objectives!r}; expected a non-empty list of metric "
+                             "names or Objectives.")
+        self.name_to_direction = {o.name: o.direction for o in self.objectives}
+
+    def has_value(self, logs: Mapping[str, Any]) -> bool:
+        return all(name in logs for name in self.name_to_direction)
+
+    def get_value(self, logs: Mapping[str, Any]) -> float:
+        return sum(float(logs[name]) if direction == "min" else -float(logs[name])
+                   for name, direction in self.name_to_direction.items())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MultiObjective) and sorted(
+            self.objectives, key=lambda o: o.name) == sorted(other.objectives,
+                                                              key=lambda o: o.name)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((o.name, o.direction) for o in self.objectives)))
+
+    def __str__(self) -> str:
+        return ("MultiObjective(name=\"multi_objective\", direction=\"min\"): ["
+                + ", ".join(map(str, self.objectives)) + "]")
+
+    __repr__ = __str__
+
+
 class ParetoObjective:
     """Several metrics optimised together: the tuner's study becomes an Optuna multi-objective
     study, whose result is the Pareto front (``study.best_trials``).
@@ -158,10 +199,7 @@ def create_objective(objective: Objective | ParetoObjective | str | None) -> Obj
             )
         return Objective(objective, direction)
     if isinstance(objective, Sequence):
-        raise ValueError(
-            f"objective={objective!r}: a list of objectives is not supported; pass one "
-            "Objective (or use an Optuna multi-objective study directly)."
-        )
+        return MultiObjective(objective)
     raise ValueError(
         f"objective={objective!r}; expected a metric name, a kt.Objective or None."
     )
@@ -174,6 +212,8 @@ def metrics_at_best_epoch(
 
     This is how KerasTuner scores a trial from a ``History``.
     """
+    if isinstance(objective, MultiObjective):
+        history = _with_multi_objective(history, objective)
     if objective.name not in history:
         raise ValueError(
             f"The objective {objective.name!r} is not among the metrics fit() logged "
@@ -193,6 +233,21 @@ def metrics_at_best_epoch(
         if len(epochs) > best_epoch
     }
     return metrics, best_epoch
+
+
+def _with_multi_objective(history: Mapping[str, Sequence[float]],
+                          objective: MultiObjective) -> dict[str, Sequence[float]]:
+    """``history`` plus the summed objective at each epoch (where every metric was logged)."""
+    missing = [n for n in objective.name_to_direction if n not in history]
+    if missing:
+        raise ValueError(
+            f"The objectives {missing} are not among the metrics fit() logged "
+            f"({sorted(history)}); check the objectives' names and the model's metrics."
+        )
+    epochs = min(len(history[n]) for n in objective.name_to_direction)
+    values = [objective.get_value({n: history[n][e] for n in objective.name_to_direction})
+              for e in range(epochs)]
+    return {**history, objective.name: values}
 
 
 def metrics_from_fit_result(
@@ -216,6 +271,12 @@ def metrics_from_fit_result(
         return {str(k): float(v) for k, v in result.items()}, None
     if isinstance(history, Mapping):
         return metrics_at_best_epoch(history, objective)
+    if isinstance(result, Mapping) and isinstance(objective, MultiObjective):
+        if not objective.has_value(result):
+            raise ValueError(f"fit() returned a dict without the objectives "
+                             f"{sorted(objective.name_to_direction)}: keys {sorted(result)}.")
+        metrics = {str(k): float(v) for k, v in result.items()}
+        return {**metrics, objective.name: objective.get_value(metrics)}, None
     if isinstance(result, Mapping):
         if objective.name not in result:
             raise ValueError(

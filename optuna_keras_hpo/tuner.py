@@ -29,6 +29,7 @@ from optuna_keras_hpo.hypermodel import HyperModel, as_hypermodel
 from optuna_keras_hpo.hyperparameters import Fixed, HyperParameters, TrialHyperParameters
 from optuna_keras_hpo.objective import (
     DefaultObjective,
+    MultiObjective,
     Objective,
     ParetoObjective,
     average_metrics,
@@ -150,6 +151,19 @@ class Oracle:
         reverse = self.objective.direction == "max"
         ranked = sorted(completed, key=lambda t: t.value, reverse=reverse)
         return [self._tuner._view(t) for t in ranked[:num_trials]]
+
+
+def _multi_objective_logs(objective: MultiObjective):
+    """A Keras callback adding the summed objective to each epoch's logs, so that the pruning
+    callback and the best-epoch weights read it as they read any metric."""
+    import keras
+
+    class MultiObjectiveLogs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None and objective.has_value(logs):
+                logs[objective.name] = objective.get_value(logs)
+
+    return MultiObjectiveLogs()
 
 
 def _best_epoch_weights(objective: Objective | ParetoObjective):
@@ -469,6 +483,8 @@ class Tuner:
         model = self._build(hp)
         kwargs = self._fit_kwargs(dict(kwargs))
         callbacks = copy.deepcopy(list(kwargs.get("callbacks") or []))
+        if isinstance(self.objective, MultiObjective):
+            callbacks.insert(0, _multi_objective_logs(self.objective))
         if execution == 0 and not isinstance(self.objective,
                                              (DefaultObjective, ParetoObjective)):
             callbacks.append(pruning_callback(trial.optuna_trial, self.objective.name))

@@ -354,3 +354,49 @@ def test_a_pareto_objective_makes_a_multi_objective_study(tiny_data, tmp_path):
                         project_name="pruned", pruner=optuna.pruners.MedianPruner())
     with pytest.raises(ValueError, match="two or more"):
         ParetoObjective(["val_recall"])
+
+
+def test_a_list_objective_ranks_trials_as_keras_tuner_does(tiny_data, tmp_path):
+    """KerasTuner's list objective: one score, the sum of the metrics signed by direction."""
+    from keras_tuner.src.engine.objective import create_objective as kerastuner_objective
+
+    x, y, xv, yv = tiny_data
+    known = {4: {"val_loss": 0.5, "val_recall": 0.9},  # -0.4: the best
+             8: {"val_loss": 0.3, "val_recall": 0.2},  # +0.1
+             12: {"val_loss": 0.2, "val_recall": 0.5}}  # -0.3
+
+    class Known(kt.HyperModel):
+        def build(self, hp):
+            return build_tiny(hp)
+
+        def fit(self, hp, model, *args, **kwargs):
+            return dict(known[hp.get("units")])
+
+    listed = ["val_loss", kt.Objective("val_recall", "max")]
+    reference = kerastuner_objective(["val_loss",
+                                      __import__("keras_tuner").Objective("val_recall", "max")])
+    tuner = kt.GridSearch(Known(), objective=listed, directory=tmp_path, project_name="multi",
+                          overwrite=True,
+                          hyperparameters=_fixed_learning_rate())
+    tuner.search(x, y, verbose=0)
+    assert tuner.study.direction == optuna.study.StudyDirection.MINIMIZE
+    for t in tuner.study.trials:  # the score is KerasTuner's, and each metric is stored
+        metrics = known[t.params["units"]]
+        assert t.value == pytest.approx(reference.get_value(metrics))
+        assert t.user_attrs["val_loss"] == metrics["val_loss"]
+        assert t.user_attrs["val_recall"] == metrics["val_recall"]
+    best = tuner.get_best_hyperparameters(3)
+    assert [hp.get("units") for hp in best] == [4, 12, 8]
+
+    # With real training: the best epoch is the one with the best sum.
+    tuner = kt.RandomSearch(build_tiny, objective=listed, max_trials=2, seed=0,
+                            directory=tmp_path, project_name="multi_fit", overwrite=True)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=3, verbose=0)
+    for t in tuner.study.trials:
+        assert t.value == pytest.approx(t.user_attrs["val_loss"] - t.user_attrs["val_recall"])
+
+
+def _fixed_learning_rate():
+    hp = kt.HyperParameters()
+    hp.Fixed("learning_rate", 0.01)
+    return hp
