@@ -136,6 +136,10 @@ class Oracle:
     def trials(self) -> dict[str, Trial]:
         return {t.trial_id: t for t in map(self._tuner._view, self._tuner.study.trials)}
 
+    def remaining_trials(self) -> int | None:
+        """Trials left in the budget (:attr:`Tuner.remaining_trials`)."""
+        return self._tuner.remaining_trials
+
     def get_trial(self, trial_id: str) -> Trial:
         return self.trials[trial_id]
 
@@ -558,6 +562,17 @@ class Tuner:
             )
         finally:
             optuna.logging.set_verbosity(optuna_verbosity)
+
+    @property
+    def remaining_trials(self) -> int | None:
+        """Trials left in the budget, as KerasTuner's: ``max_trials`` (a grid: its points, if
+        fewer) less the study's finished trials (completed or pruned, whichever process ran
+        them), 0 once the budget is spent; None without a budget."""
+        budget = self._trial_budget()
+        if budget is None:
+            return None
+        finished = self.study.get_trials(deepcopy=False, states=_FINISHED)
+        return max(0, budget - len(finished))
 
     def _unique_points(self) -> bool:
         """Whether each configuration is run once at most (a grid)."""

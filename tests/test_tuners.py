@@ -400,3 +400,18 @@ def _fixed_learning_rate():
     hp = kt.HyperParameters()
     hp.Fixed("learning_rate", 0.01)
     return hp
+
+
+def test_remaining_trials_counts_down_to_zero_and_a_second_search_runs_nothing(tiny_data,
+                                                                                tmp_path):
+    x, y, xv, yv = tiny_data
+    tuner = kt.RandomSearch(build_tiny, objective="val_loss", max_trials=3, seed=0,
+                            directory=tmp_path, project_name="remaining", overwrite=True)
+    assert tuner.remaining_trials == 3 == tuner.oracle.remaining_trials()
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert tuner.remaining_trials == 0
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert len(tuner.study.trials) == 3
+    unbounded = kt.RandomSearch(build_tiny, objective="val_loss", max_trials=None,
+                                directory=tmp_path, project_name="unbounded", overwrite=True)
+    assert unbounded.remaining_trials is None
