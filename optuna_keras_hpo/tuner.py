@@ -531,6 +531,7 @@ class Tuner:
         def run_one() -> bool:
             nonlocal failures
             try:
+                self._prepare_trial()
                 self.study.optimize(
                     lambda t: self._objective(t, fit_args, fit_kwargs, budget), n_trials=1
                 )
@@ -573,6 +574,10 @@ class Tuner:
             return None
         finished = self.study.get_trials(deepcopy=False, states=_FINISHED)
         return max(0, budget - len(finished))
+
+    def _prepare_trial(self) -> None:
+        """Called before each trial this process starts (RandomSearch enqueues an unseen
+        configuration here)."""
 
     def _unique_points(self) -> bool:
         """Whether each configuration is run once at most (a grid)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 import optuna
@@ -64,18 +65,62 @@ class BayesianOptimization(Tuner):
         )
 
 
+# A finite space with more configurations than this is searched like an infinite one: at
+# random, where a repeat is improbable.
+FINITE_SPACE_LIMIT = 10_000
+
+
 class RandomSearch(Tuner):
-    """Random search: Optuna's ``RandomSampler``."""
+    """Random search: Optuna's ``RandomSampler``.
+
+    On a finite space (no continuous Float, at most :data:`FINITE_SPACE_LIMIT` configurations),
+    as KerasTuner's: each trial runs a configuration no trial has run, drawn at random (enqueued
+    with ``study.enqueue_trial``), and the search ends when none is left, even before
+    ``max_trials``.
+    """
 
     def __init__(self, hypermodel=None, objective=None, max_trials=10, seed=None,
                  hyperparameters=None, tune_new_entries=True, allow_new_entries=True,
                  max_retries_per_trial=0, max_consecutive_failed_trials=3, **kwargs):
+        self._rng = random.Random(seed)
+        self._points_cache: tuple[int, list[dict[str, Any]] | None] | None = None
         super().__init__(
             hypermodel, objective, max_trials, seed=seed, hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials, **kwargs,
         )
+
+    def _points(self) -> list[dict[str, Any]] | None:
+        """Every configuration of a finite space; None for an infinite or a large one."""
+        space = self._tuned_space()
+        key = hash(tuple(repr(hp.get_config()) for hp in space))
+        if self._points_cache is None or self._points_cache[0] != key:
+            finite = space and not any(
+                isinstance(hp.distribution(), optuna.distributions.FloatDistribution)
+                and hp.distribution().step is None for hp in space)
+            bound = math.prod(len(hp.grid_values()) for hp in space) if finite else 0
+            points = grid_points(space, _fixed_values(self)) \
+                if finite and bound <= FINITE_SPACE_LIMIT else None
+            self._points_cache = (key, points)
+        return self._points_cache[1]
+
+    def _free_points(self, trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+        taken = _taken_points(trials)
+        return [p for p in self._points() or [] if frozenset(p.items()) not in taken]
+
+    def _unique_points(self) -> bool:
+        return self._points() is not None
+
+    def _prepare_trial(self) -> None:
+        if self._points() is None:
+            return
+        free = self._free_points(self.study.get_trials(deepcopy=False))
+        if free:
+            self.study.enqueue_trial(self._rng.choice(free))
+
+    def _search_exhausted(self, trials: list[optuna.trial.FrozenTrial]) -> bool:
+        return self._points() is not None and not self._free_points(trials)
 
 
 class GridSearch(Tuner):
@@ -112,7 +157,7 @@ class GridSearch(Tuner):
         return grid_points(self._tuned_space(), self._fixed_values())
 
     def _fixed_values(self) -> dict[str, Any]:
-        return {hp.name: hp.value for hp in self._predeclared.space if isinstance(hp, Fixed)}
+        return _fixed_values(self)
 
     def _conditional(self) -> bool:
         return any(hp.conditions for hp in self._tuned_space())
@@ -137,11 +182,7 @@ class GridSearch(Tuner):
         sampler = self.study.sampler
         if isinstance(sampler, DistributedGridSampler) and not self._conditional():
             return not sampler.free_grid_ids(trials)
-        taken = set()
-        for t in trials:
-            if not refused(t):
-                taken.add(frozenset(t.params.items()))
-                taken.add(frozenset(t.system_attrs.get("fixed_params", {}).items()))
+        taken = _taken_points(trials)
         return all(frozenset(p.items()) in taken for p in self.grid_points())
 
 
@@ -185,6 +226,21 @@ class Hyperband(Tuner):
 
     def _fit_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {**kwargs, "epochs": self.max_epochs}
+
+
+def _fixed_values(tuner: Tuner) -> dict[str, Any]:
+    return {hp.name: hp.value for hp in tuner._predeclared.space if isinstance(hp, Fixed)}
+
+
+def _taken_points(trials: list[optuna.trial.FrozenTrial]) -> set[frozenset]:
+    """The configurations that trials hold (finished in any state, running or queued; not the
+    trials refused at admission)."""
+    taken = set()
+    for t in trials:
+        if not refused(t):
+            taken.add(frozenset(t.params.items()))
+            taken.add(frozenset(t.system_attrs.get("fixed_params", {}).items()))
+    return taken
 
 
 def hyperband_trials_per_iteration(max_epochs: int, factor: int) -> int:

@@ -415,3 +415,34 @@ def test_remaining_trials_counts_down_to_zero_and_a_second_search_runs_nothing(t
     unbounded = kt.RandomSearch(build_tiny, objective="val_loss", max_trials=None,
                                 directory=tmp_path, project_name="unbounded", overwrite=True)
     assert unbounded.remaining_trials is None
+
+
+def test_random_search_runs_each_configuration_of_a_finite_space_once_then_stops(tiny_data,
+                                                                                 tmp_path):
+    x, y, xv, yv = tiny_data
+
+    def three_points(hp):
+        import keras
+
+        model = keras.Sequential([
+            keras.layers.Input(shape=(4,)),
+            keras.layers.Dense(hp.Choice("units", [2, 4, 8]), activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ])
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        return model
+
+    tuner = kt.RandomSearch(three_points, objective="val_loss", max_trials=10, seed=1,
+                            directory=tmp_path, project_name="three", overwrite=True)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    trials = tuner.study.trials
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert sorted(t.params["units"] for t in trials) == [2, 4, 8]
+    assert tuner.remaining_trials == 7  # the budget is not spent: the space is
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)  # resumed: nothing new
+    assert len(tuner.study.trials) == 3
+    # A continuous hyperparameter: an infinite space, searched at random up to max_trials.
+    tuner = kt.RandomSearch(build_tiny, objective="val_loss", max_trials=4, seed=1,
+                            directory=tmp_path, project_name="infinite", overwrite=True)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert len(tuner.study.trials) == 4
