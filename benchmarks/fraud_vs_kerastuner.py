@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict[str, Run]:
     parser.add_argument("--epochs", type=parse_epochs, default=None,
                         help="the epochs hyperparameter as MIN,MAX,STEP (5,20,5)")
     parser.add_argument("--initial-points", type=int, default=None,
-                        help="random/Sobol trials before the GP, both tuners (5)")
+                        help="random trials before the GP, both tuners (5)")
     parser.add_argument("--patience", type=int, default=10, help="EarlyStopping patience")
     fit_choice = parser.add_mutually_exclusive_group()
     fit_choice.add_argument("--fix-fit", type=parse_fix_fit, default=None, metavar="EPOCHS,BATCH",

@@ -25,8 +25,9 @@ class BayesianOptimization(Tuner):
     """Bayesian optimisation with a Gaussian-process surrogate (:class:`GaussianProcessSampler`).
 
     Args:
-        num_initial_points: Sobol trials before the GP takes over; default 3 x the number of
-            tuned hyperparameters (at least 3), as KerasTuner.
+        num_initial_points: Random trials before the GP takes over; default 10, and at most
+            a third of ``max_trials`` when fewer are planned (KerasTuner: 3 x the number of
+            tuned hyperparameters; docs/migration.md).
         alpha: KerasTuner's fixed GP noise; accepted for compatibility, unused (the GP learns its
             noise level).
         beta: UCB's exploration factor ``kappa`` in ``mu + kappa * sigma`` (KerasTuner's meaning),
@@ -58,7 +59,7 @@ class BayesianOptimization(Tuner):
         )
 
     def _default_sampler(self) -> optuna.samplers.BaseSampler:
-        n_startup = self.num_initial_points or default_num_initial_points(self._tuned_space())
+        n_startup = self.num_initial_points or default_num_initial_points(self.max_trials)
         return GaussianProcessSampler(
             acquisition=self.acquisition, xi=self.xi, kappa=self.beta,
             n_startup_trials=n_startup, seed=self.seed,

@@ -446,3 +446,28 @@ def test_random_search_runs_each_configuration_of_a_finite_space_once_then_stops
                             directory=tmp_path, project_name="infinite", overwrite=True)
     tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
     assert len(tuner.study.trials) == 4
+
+
+def test_bayesian_optimization_lets_the_gp_choose_most_of_the_budget(tmp_path):
+    """The article's 8-dimensional space, max_trials=30: 10 random trials, the GP chooses 20
+    (KerasTuner's 3 x dimensions would leave it 6); num_initial_points still decides."""
+    from optuna_keras_hpo import fraud
+    from optuna_keras_hpo.samplers import default_num_initial_points
+
+    data = fraud.load_data(n_rows=200)
+
+    class Article(fraud.FraudHyperModel):
+        def fit(self, hp, model, *args, **kwargs):  # the article's space, no training
+            batch_size, epochs = self.fit_hyperparameters(hp)
+            return float(hp.get("learning_rate") * epochs / batch_size)
+
+    tuner = kt.BayesianOptimization(Article(data), max_trials=30, seed=0,
+                                    directory=tmp_path, project_name="article", overwrite=True)
+    tuner.search(data.x_train, data.y_train, verbose=0)
+    assert len(tuner.study.trials) == 30
+    assert len(tuner.hyperparameters.space) >= 8  # with fit's batch size and epochs
+    assert tuner.study.sampler.n_startup_trials == 10  # so the GP chose 20
+    assert [default_num_initial_points(n) for n in (None, 30, 12, 2)] == [10, 10, 4, 1]
+    override = kt.BayesianOptimization(Article(data), max_trials=30, num_initial_points=24,
+                                       directory=tmp_path, project_name="kt", overwrite=True)
+    assert override._default_sampler().n_startup_trials == 24  # noqa: SLF001

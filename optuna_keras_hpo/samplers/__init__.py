@@ -2,6 +2,7 @@
 
 from optuna_keras_hpo.samplers._gp.sampler import GaussianProcessSampler
 from optuna_keras_hpo.samplers._grid import (
+    DEFAULT_INITIAL_POINTS,
     default_num_initial_points,
     grid_points,
     grid_search_space,
@@ -10,6 +11,7 @@ from optuna_keras_hpo.samplers._grid import (
 from optuna_keras_hpo.samplers._named import SAMPLER_NAMES, make_sampler
 
 __all__ = [
+    "DEFAULT_INITIAL_POINTS",
     "SAMPLER_NAMES",
     "GaussianProcessSampler",
     "default_num_initial_points",

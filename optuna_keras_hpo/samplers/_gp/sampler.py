@@ -37,6 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_keras_hpo._validation import check_int
 from optuna_keras_hpo.samplers._gp.acquisition import ACQUISITIONS
+from optuna_keras_hpo.samplers._grid import DEFAULT_INITIAL_POINTS
 
 INITIAL_DESIGNS = ("sobol", "random")
 
@@ -51,10 +52,9 @@ class GaussianProcessSampler(BaseSampler):
             ``f(x+) + xi``; larger explores more. Default 0.0.
         kappa: UCB's trade-off (>= 0): ``mu + kappa * sigma``; larger explores more. Default 2.6
             (KerasTuner's ``beta``).
-        n_startup_trials: Trials of the initial design before the GP is used; default 3 x the
-            number of parameters (at least 3), as KerasTuner. With budgets of a few dozen
-            trials fewer help (Hartmann6, 60 trials: regret < 0.1 after a median 38 trials with
-            the default 18, 28.5 with 10; docs/concepts.md).
+        n_startup_trials: Random trials of the initial design before the GP is used;
+            default 10, as Optuna's ``GPSampler`` (KerasTuner's is 3 x the number of
+            parameters; docs/migration.md compares the two).
         initial_design: ``"random"`` (default) or ``"sobol"`` (scrambled Sobol points, Optuna's
             ``QMCSampler``). Random measured better on Hartmann6 (1 of 5 seeds stuck in a local
             optimum at 60 trials, against 2 of 5 with Sobol).
@@ -201,9 +201,7 @@ class GaussianProcessSampler(BaseSampler):
             )
         observed = _observed(self._study_trials(study, trial))
         completed = [t for t in observed if t.state == TrialState.COMPLETE]
-        n_startup = self.n_startup_trials or max(
-            3 * len(_union_search_space(observed)), 3
-        )
+        n_startup = self.n_startup_trials or DEFAULT_INITIAL_POINTS
         return len(completed) < n_startup
 
     def _maximised(self, study: Study) -> float:
