@@ -494,6 +494,8 @@ class Tuner:
             callbacks.append(pruning_callback(trial.optuna_trial, self.objective.name))
         best_epoch = _best_epoch_weights(self.objective)
         callbacks.append(best_epoch)
+        if _overrides_keras_hooks(self):
+            callbacks.append(_TunerHooks(self, trial))
         kwargs["callbacks"] = callbacks
         result = self.hypermodel.fit(hp, model, *args, **kwargs)
         best_epoch.restore(model)
@@ -531,6 +533,7 @@ class Tuner:
         def run_one() -> bool:
             nonlocal failures
             try:
+                self.pre_create_trial()
                 self._prepare_trial()
                 self.study.optimize(
                     lambda t: self._objective(t, fit_args, fit_kwargs, budget), n_trials=1
@@ -557,10 +560,12 @@ class Tuner:
             return True
 
         try:
+            self.on_search_begin()
             distributed.run_until_budget(
                 self.study, run_one, budget, exhausted=self._search_exhausted,
                 sqlite=self._sqlite,
             )
+            self.on_search_end()
         finally:
             optuna.logging.set_verbosity(optuna_verbosity)
 
@@ -592,6 +597,7 @@ class Tuner:
         self._last_trial_id = trial._trial_id
         if budget is not None:
             budget.admit(self.study, trial)
+        self.on_trial_begin(self._view(self.study._storage.get_trial(trial._trial_id)))
         for attempt in range(self.max_retries_per_trial + 1):
             context = TrialContext(trial, self._trial_hp(trial), self._id_width())
             try:
@@ -666,6 +672,38 @@ class Tuner:
         """The trial this process ran last (read alone: ``study.trials`` would read and copy
         every trial)."""
         return self.study._storage.get_trial(self._last_trial_id)
+
+    # -- KerasTuner's hooks: called where KerasTuner calls them; override to follow a search ---
+    def on_search_begin(self) -> None:
+        """Called when ``search`` starts trials (after the space is known)."""
+
+    def on_search_end(self) -> None:
+        """Called when ``search`` has no trial left to run."""
+
+    def pre_create_trial(self) -> None:
+        """Called before each trial this process asks for."""
+
+    def on_trial_begin(self, trial: Trial) -> None:
+        """Called before a trial this process runs is trained (its hyperparameters are not
+        chosen yet: they are declared as ``build`` runs)."""
+
+    def on_epoch_begin(self, trial: TrialContext, model, epoch: int, logs=None) -> None:
+        """Called at the start of each epoch of a trial's training."""
+
+    def on_epoch_end(self, trial: TrialContext, model, epoch: int, logs=None) -> None:
+        """Called at the end of each epoch of a trial's training."""
+
+    def on_batch_begin(self, trial: TrialContext, model, batch: int, logs=None) -> None:
+        """Called at the start of each training batch."""
+
+    def on_batch_end(self, trial: TrialContext, model, batch: int, logs=None) -> None:
+        """Called at the end of each training batch."""
+
+    def get_trial_dir(self, trial_id: str) -> str:
+        """A directory of the trial's own, ``{project_dir}/trial_{trial_id}`` (created)."""
+        path = Path(self.project_dir) / f"trial_{trial_id}"
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
 
     def on_trial_end(self, trial: Trial) -> None:
         """Called after each trial this process ran (any state), as KerasTuner's hook; override
@@ -746,6 +784,47 @@ class TrialContext:
 
 class _OversizedModel(RuntimeError):
     pass
+
+
+_KERAS_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end")
+
+
+def _overrides_keras_hooks(tuner: Tuner) -> bool:
+    """Whether a subclass (or the instance) defines one of the per-epoch / per-batch hooks:
+    only then is a callback added (a per-batch callback slows every training step)."""
+    return any(getattr(type(tuner), name) is not getattr(Tuner, name)
+               or name in vars(tuner) for name in _KERAS_HOOKS)
+
+
+def _tuner_hooks_class():
+    import keras
+
+    class TunerHooks(keras.callbacks.Callback):
+        """KerasTuner's ``TunerCallback``: forwards Keras' epoch and batch events to the
+        tuner's hooks."""
+
+        def __init__(self, tuner: Tuner, trial: TrialContext) -> None:
+            super().__init__()
+            self.tuner = tuner
+            self.trial = trial
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.tuner.on_epoch_begin(self.trial, self.model, epoch, logs=logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.tuner.on_epoch_end(self.trial, self.model, epoch, logs=logs)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.tuner.on_batch_begin(self.trial, self.model, batch, logs)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.tuner.on_batch_end(self.trial, self.model, batch, logs)
+
+    return TunerHooks
+
+
+def _TunerHooks(tuner: Tuner, trial: TrialContext):  # noqa: N802 (a class, built lazily)
+    return _tuner_hooks_class()(tuner, trial)
 
 
 def _overrides_fit(hypermodel: HyperModel) -> bool:

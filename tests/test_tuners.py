@@ -471,3 +471,44 @@ def test_bayesian_optimization_lets_the_gp_choose_most_of_the_budget(tmp_path):
     override = kt.BayesianOptimization(Article(data), max_trials=30, num_initial_points=24,
                                        directory=tmp_path, project_name="kt", overwrite=True)
     assert override._default_sampler().n_startup_trials == 24  # noqa: SLF001
+
+
+def test_keras_tuner_hooks_are_called_where_keras_tuner_calls_them(tiny_data, tmp_path):
+    x, y, xv, yv = tiny_data
+    events = []
+
+    class Recording(kt.RandomSearch):
+        def on_search_begin(self):
+            events.append("search_begin")
+
+        def on_search_end(self):
+            events.append("search_end")
+
+        def pre_create_trial(self):
+            events.append("pre_create")
+
+        def on_trial_begin(self, trial):
+            events.append(("trial_begin", trial.trial_id, trial.status))
+
+        def on_trial_end(self, trial):
+            events.append(("trial_end", trial.trial_id, trial.status))
+
+        def on_epoch_end(self, trial, model, epoch, logs=None):
+            events.append(("epoch_end", trial.trial_id, epoch, "val_loss" in logs))
+
+        def on_batch_end(self, trial, model, batch, logs=None):
+            if batch == 0:
+                events.append(("batch_end", trial.trial_id))
+
+    tuner = Recording(build_tiny, objective="val_loss", max_trials=2, seed=0,
+                      directory=tmp_path, project_name="hooks", overwrite=True)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
+    per_trial = ["pre_create", ("trial_begin", "{}", "RUNNING"), ("batch_end", "{}"),
+                 ("epoch_end", "{}", 0, True), ("batch_end", "{}"), ("epoch_end", "{}", 1, True),
+                 ("trial_end", "{}", "COMPLETED")]
+    expected = ["search_begin"] + [
+        tuple(p.format(i) if isinstance(p, str) else p for p in e) if isinstance(e, tuple)
+        else e for i in ("00", "01") for e in per_trial] + ["search_end"]
+    assert events == expected
+    trial_dir = tuner.get_trial_dir("00")
+    assert trial_dir.endswith("trial_00") and (tmp_path / "hooks" / "trial_00").is_dir()
