@@ -270,3 +270,18 @@ def test_one_space_verdict_is_traceable_to_the_studies(tmp_path):
         grid_test = table.user_attrs[RESULT_ATTR]["test"]["pr_auc"]
         assert vs["difference"] == pytest.approx(result["test"]["pr_auc"] - grid_test)
         assert f"{vs['difference']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}]" in text
+
+
+def test_a_second_comparison_in_one_process_replays_its_own_table(tmp_path):
+    """The table is cached per process for the replays; a new comparison reads its own."""
+    small = {**TINY_GRID, "optimizer_name": ["adam"], "epochs": [2]}  # 2 points
+    for grid, size in ((small, 2), ({**small, "optimizer_name": ["adam", "sgd"]}, 4)):
+        config = CompareConfig(output=str(tmp_path), rows=600, grid=grid, repeats=2,
+                               continuous_repeats=0, jobs=1, progress=False,
+                               strategies=("random", "grid"))
+        text = compare(config).read_text()
+        assert f"trained each of its {size} points once" in text
+        replay = optuna.load_study(study_name="fraud-pr_auc-replay-grid-000",
+                                   storage=f"sqlite:///{tmp_path}/studies.db")
+        assert replay.user_attrs["replay"]["table_size"] == size
+        assert {t.user_attrs[TABLE_TRIAL_ATTR] for t in replay.trials} <= set(range(size))

@@ -523,6 +523,9 @@ def compare(config: CompareConfig) -> Path:
 
     config.validate()
     _quiet()
+    # A table or a CSV read by an earlier comparison in this process may have changed since.
+    _cached_table.cache_clear()
+    _load_data.cache_clear()
     mode = config.mode_settings
     spec = objective_spec(config.objective, config.precision_floor)
     output = Path(config.output)
