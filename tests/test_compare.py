@@ -285,3 +285,54 @@ def test_a_second_comparison_in_one_process_replays_its_own_table(tmp_path):
                                    storage=f"sqlite:///{tmp_path}/studies.db")
         assert replay.user_attrs["replay"]["table_size"] == size
         assert {t.user_attrs[TABLE_TRIAL_ATTR] for t in replay.trials} <= set(range(size))
+
+
+def test_killing_the_comparison_ends_its_worker_processes(tmp_path):
+    """SIGKILL on the comparison's process (a closed terminal, the OOM killer) must not leave
+    its workers training on, orphaned."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "from optuna_keras_hpo.fraud.comparison import CompareConfig, QUICK_GRID, compare\n"
+        "if __name__ == '__main__':\n"
+        f"    compare(CompareConfig(output={str(tmp_path / 'out')!r}, rows=600, jobs=2,\n"
+        "        grid={**QUICK_GRID, 'epochs': [40]}, repeats=2, progress=False))\n")
+    parent = subprocess.Popen([sys.executable, str(script)], env={**os.environ,
+                              "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+    def children() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                status = open(f"/proc/{entry}/status").read()
+            except (OSError, ValueError):
+                continue
+            if entry.isdigit() and f"\nPPid:\t{parent.pid}\n" in status \
+                    and "spawn_main" in open(f"/proc/{entry}/cmdline").read():
+                found.append(int(entry))
+        return found
+
+    def alive(pid: int) -> bool:
+        try:
+            return "\nState:\tZ" not in open(f"/proc/{pid}/status").read()
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 120
+    workers = []
+    while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.5)
+        workers = children()
+    assert len(workers) == 2, "the comparison did not start its two workers"
+    time.sleep(10)  # the workers are training now
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(alive(w) for w in workers)

@@ -584,7 +584,8 @@ def _run_pool(config: CompareConfig, training: list[Job], replays: list[Job],
     storage = config.storage_url()
     context = multiprocessing.get_context("spawn")  # TensorFlow and torch do not survive fork
     trained: dict[str, int] = {}
-    with ProcessPoolExecutor(max_workers=config.n_jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=config.n_jobs, mp_context=context,
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         pending = {pool.submit(run_job, config, job): job for job in training}
         replays_submitted = False
         while pending:
@@ -602,6 +603,19 @@ def _run_pool(config: CompareConfig, training: list[Job], replays: list[Job],
                 counts = {**trained, **_finished_trials(storage, polled)}
                 progress.update(sum(counts.values()) - sum(trained.values()))
                 trained = counts
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker's initializer: exit as soon as the comparison's process is gone (killed with
+    SIGKILL, its workers would otherwise train on, orphaned, for the rest of their job)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _finished_trials(storage: str, names: set[str]) -> dict[str, int]:
