@@ -495,7 +495,7 @@ class Tuner:
         best_epoch = _best_epoch_weights(self.objective)
         callbacks.append(best_epoch)
         if _overrides_keras_hooks(self):
-            callbacks.append(_TunerHooks(self, trial))
+            callbacks.append(_tuner_hooks(self, trial))
         kwargs["callbacks"] = callbacks
         result = self.hypermodel.fit(hp, model, *args, **kwargs)
         best_epoch.restore(model)
@@ -796,13 +796,11 @@ def _overrides_keras_hooks(tuner: Tuner) -> bool:
                or name in vars(tuner) for name in _KERAS_HOOKS)
 
 
-def _tuner_hooks_class():
+def _tuner_hooks(tuner: Tuner, trial: TrialContext):
+    """KerasTuner's ``TunerCallback``: Keras' epoch and batch events to the tuner's hooks."""
     import keras
 
     class TunerHooks(keras.callbacks.Callback):
-        """KerasTuner's ``TunerCallback``: forwards Keras' epoch and batch events to the
-        tuner's hooks."""
-
         def __init__(self, tuner: Tuner, trial: TrialContext) -> None:
             super().__init__()
             self.tuner = tuner
@@ -820,11 +818,7 @@ def _tuner_hooks_class():
         def on_train_batch_end(self, batch, logs=None):
             self.tuner.on_batch_end(self.trial, self.model, batch, logs)
 
-    return TunerHooks
-
-
-def _TunerHooks(tuner: Tuner, trial: TrialContext):  # noqa: N802 (a class, built lazily)
-    return _tuner_hooks_class()(tuner, trial)
+    return TunerHooks(tuner, trial)
 
 
 def _overrides_fit(hypermodel: HyperModel) -> bool:
