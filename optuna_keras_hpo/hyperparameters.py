@@ -25,7 +25,7 @@ import contextlib
 import copy
 import decimal
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from optuna.distributions import (
@@ -506,8 +506,34 @@ class HyperParameters:
             "values": dict(self.values),
         }
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> HyperParameters:
+        """The container :meth:`get_config` describes (KerasTuner's ``from_config``)."""
+        hps = cls()
+        for item in config.get("space", []):
+            hp = hyperparameter_from_config(item)
+            hps._hps[hp.name] = hp
+        hps.values = dict(config.get("values", {}))
+        return hps
+
     def __repr__(self) -> str:
         return f"HyperParameters(values={self.values!r})"
+
+
+_CLASSES = {cls.__name__: cls for cls in (Fixed, Boolean, Choice, Int, Float)}
+
+
+def hyperparameter_from_config(item: dict[str, Any]) -> HyperParameter:
+    """One declaration from its ``{"class_name": ..., "config": ...}`` (as
+    :meth:`HyperParameters.get_config` writes it)."""
+    cls = _CLASSES.get(item.get("class_name"))
+    if cls is None:
+        raise ValueError(f"class_name={item.get('class_name')!r}; expected one of "
+                         f"{sorted(_CLASSES)}.")
+    config = dict(item["config"])
+    conditions = [Condition(c["config"]["name"], c["config"]["values"])
+                  for c in config.pop("conditions", [])]
+    return cls(**config, conditions=conditions)
 
 
 class TrialHyperParameters(HyperParameters):
@@ -519,6 +545,10 @@ class TrialHyperParameters(HyperParameters):
             used as they are, its other declarations replace the model's.
         tune_new_entries: Tune declarations that ``predeclared`` lacks (else use their default).
         allow_new_entries: Accept declarations that ``predeclared`` lacks (else raise).
+        known: With a grid: the names the search already knows. A declaration outside them
+            takes its default (its first grid value if the default is off the grid) as the
+            trial's value, as KerasTuner's grid starts a newly seen hyperparameter; None: the
+            sampler chooses every value.
     """
 
     def __init__(
@@ -527,12 +557,14 @@ class TrialHyperParameters(HyperParameters):
         predeclared: HyperParameters | None = None,
         tune_new_entries: bool = True,
         allow_new_entries: bool = True,
+        known: Collection[str] | None = None,
     ) -> None:
         super().__init__()
         self.trial = trial
         self._predeclared = predeclared or HyperParameters()
         self._tune_new_entries = tune_new_entries
         self._allow_new_entries = allow_new_entries
+        self._known = known
 
     def _retrieve(self, hp: HyperParameter) -> Any:
         given = self._predeclared._hps.get(hp.name)
@@ -552,6 +584,12 @@ class TrialHyperParameters(HyperParameters):
             return hp.value
         if hp.name not in self._predeclared._hps and not self._tune_new_entries:
             return hp.default
+        if self._known is not None and hp.name not in self._known:
+            grid = hp.grid_values()
+            first = hp.default if hp.default in grid else grid[0]
+            # Optuna's own mechanism for enqueued values: suggest_* returns a fixed param and
+            # records it with its distribution, as for any enqueued trial.
+            self.trial._fixed_params = {**self.trial._fixed_params, hp.name: first}
         return hp.to_value(suggest(self.trial, hp.name, hp.distribution()))
 
 

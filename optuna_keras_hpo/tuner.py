@@ -43,6 +43,9 @@ HP_VALUES_ATTR = "hyperparameters"
 MODEL_ATTR = "model_artifact_id"
 FAIL_REASON_ATTR = "fail_reason"
 BEST_EPOCH_ATTR = "best_epoch"
+# Study system attribute: the declared space (KerasTuner's config of each declaration), grown by
+# the trials that declare something new (in ``fit``, or a branch first reached).
+SPACE_ATTR = "okh:search_space"
 
 _STATUS = {
     TrialState.COMPLETE: "COMPLETED",
@@ -382,10 +385,11 @@ class Tuner:
         return self.max_trials
 
     # -- the search space ---------------------------------------------------------------------
-    def _populate_space(self, fit_args: tuple = (), fit_kwargs: dict | None = None) -> None:
-        """Record the declared space without a trial: build with each conditional branch active
-        (as KerasTuner does), and, given fit's arguments, run ``fit`` once with a ``model.fit``
-        that trains nothing, to see the hyperparameters ``fit`` declares."""
+    def _populate_space(self) -> None:
+        """Record the declared space without a trial, as KerasTuner does: ``build`` with each
+        conditional branch active (``fit`` is never called outside a trial; what it declares
+        joins the space when a trial first declares it), then the declarations that trials of
+        earlier runs and other workers recorded in the study."""
         space = HyperParameters()
         space.merge(self.hyperparameters)
         forced: dict[str, Any] = {}
@@ -394,9 +398,7 @@ class Tuner:
             hp = self._recording_hp(forced)
             self.hypermodel.declare_hyperparameters(hp)
             try:
-                model = self._build(hp)
-                if fit_kwargs is not None and _overrides_fit(self.hypermodel):
-                    self._dry_fit(hp, model, fit_args, fit_kwargs)
+                self._build(hp)
             except Exception:
                 pass  # a branch that fails to build is reported by the trials that reach it
             space.merge(hp.space, overwrite=False)
@@ -406,6 +408,7 @@ class Tuner:
                 break
         self.hyperparameters = space
         self.hyperparameters.values = {}
+        self._sync_space()
 
     def _recording_hp(self, forced: dict[str, Any]) -> HyperParameters:
         hp = HyperParameters()
@@ -413,19 +416,25 @@ class Tuner:
         hp.values.update(forced)
         return hp
 
-    def _dry_fit(self, hp, model, fit_args, fit_kwargs) -> None:
-        import keras
+    def _sync_space(self) -> None:
+        """Join the declarations recorded in the study (by this run's trials, earlier runs' and
+        other workers')."""
+        attrs = self.study._storage.get_study_system_attrs(self.study._study_id)
+        stored = attrs.get(SPACE_ATTR)
+        if stored:
+            self.hyperparameters.merge(HyperParameters.from_config({"space": stored}).space,
+                                       overwrite=False)
 
-        def no_training(*args, **kwargs):
-            history = keras.callbacks.History()
-            history.history = {}
-            return history
-
-        model.fit = no_training
-        try:
-            self.hypermodel.fit(hp, model, *fit_args, **fit_kwargs)
-        except Exception:
-            pass  # fit needs a trained model past this point; what it declared is recorded
+    def _learn_space(self, declared: HyperParameters) -> None:
+        """Add what a trial declared (``fit``'s declarations, branches first reached) to the
+        space, and record the grown space in the study for other processes and resumption."""
+        new = [hp for hp in declared.space if hp.name not in self.hyperparameters._hps]
+        if not new:
+            return
+        self.hyperparameters.merge(new, overwrite=False)
+        self._sync_space()
+        self.study._storage.set_study_system_attr(
+            self.study._study_id, SPACE_ATTR, self.hyperparameters.get_config()["space"])
 
     def _tuned_space(self) -> list:
         """The declarations that trials choose (not Fixed, not set in ``hyperparameters=``)."""
@@ -518,11 +527,9 @@ class Tuner:
 
     def _search(self, fit_args: tuple, fit_kwargs: dict) -> None:
         verbose = fit_kwargs.get("verbose", 1)
-        if self.hypermodel is not None:
-            self._populate_space(fit_args, fit_kwargs)
         if self._user_sampler is None:
             self.study.sampler = self._default_sampler()
-        budget = distributed.TrialBudget(self._trial_budget(), _FINISHED,
+        budget = distributed.TrialBudget(self.max_trials, _FINISHED,
                                          unique_points=self._unique_points())
         failures = 0
         start = time.monotonic()
@@ -534,7 +541,9 @@ class Tuner:
             nonlocal failures
             try:
                 self.pre_create_trial()
-                self._prepare_trial()
+                self._sync_space()
+                if not self._prepare_trial():
+                    return False  # no configuration left to start (other workers took them)
                 self.study.optimize(
                     lambda t: self._objective(t, fit_args, fit_kwargs, budget), n_trials=1
                 )
@@ -580,9 +589,15 @@ class Tuner:
         finished = self.study.get_trials(deepcopy=False, states=_FINISHED)
         return max(0, budget - len(finished))
 
-    def _prepare_trial(self) -> None:
-        """Called before each trial this process starts (RandomSearch enqueues an unseen
-        configuration here)."""
+    def _prepare_trial(self) -> bool:
+        """Called before each trial this process starts (RandomSearch and GridSearch enqueue an
+        unseen configuration here); False when there is nothing to start."""
+        return True
+
+    def _known_for_grid(self) -> set[str] | None:
+        """A grid's known names: a declaration outside them starts at its default (see
+        :class:`TrialHyperParameters`); None: the sampler chooses every value."""
+        return None
 
     def _unique_points(self) -> bool:
         """Whether each configuration is run once at most (a grid)."""
@@ -613,11 +628,14 @@ class Tuner:
                     raise
                 if attempt == self.max_retries_per_trial:
                     raise
+            finally:
+                self._learn_space(context.hyperparameters)
         raise AssertionError("unreachable")
 
     def _trial_hp(self, trial: optuna.Trial) -> TrialHyperParameters:
         hp = TrialHyperParameters(
-            trial, self._predeclared, self.tune_new_entries, self.allow_new_entries
+            trial, self._predeclared, self.tune_new_entries, self.allow_new_entries,
+            known=self._known_for_grid(),
         )
         if self.hypermodel is not None:
             self.hypermodel.declare_hyperparameters(hp)
@@ -626,7 +644,6 @@ class Tuner:
     def _record(self, context: TrialContext, results: Any) -> float | tuple[float, ...]:
         trial = context.optuna_trial
         trial.set_user_attr(HP_VALUES_ATTR, context.hyperparameters.values)
-        self.hyperparameters.merge(context.hyperparameters.space, overwrite=False)
         runs = results if isinstance(results, list) else [results]
         if not runs:
             raise FatalError("run_trial returned an empty list; return fit's results.")
@@ -819,10 +836,6 @@ def _tuner_hooks(tuner: Tuner, trial: TrialContext):
             self.tuner.on_batch_end(self.trial, self.model, batch, logs)
 
     return TunerHooks(tuner, trial)
-
-
-def _overrides_fit(hypermodel: HyperModel) -> bool:
-    return type(hypermodel).fit is not HyperModel.fit
 
 
 def _next_activation(space: HyperParameters, tried: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -113,35 +113,36 @@ class RandomSearch(Tuner):
     def _unique_points(self) -> bool:
         return self._points() is not None
 
-    def _prepare_trial(self) -> None:
-        if self._points() is None:
-            return
-        free = self._free_points(self.study.get_trials(deepcopy=False))
-        if free:
-            self.study.enqueue_trial(self._rng.choice(free))
+    def _prepare_trial(self) -> bool:
+        points = self._points()
+        return True if points is None else _enqueue_unseen(self.study, points, self._rng)
 
     def _search_exhausted(self, trials: list[optuna.trial.FrozenTrial]) -> bool:
         return self._points() is not None and not self._free_points(trials)
 
 
 class GridSearch(Tuner):
-    """Every combination of the declared values, each run once: Optuna's ``GridSampler``.
+    """Every combination of the declared values, each run once.
 
     Ints take every value, stepped Floats every step, Choices and Booleans every value, and a
     continuous Float 10 points (the centres of ten equal-probability buckets, as KerasTuner).
-    Hyperparameters declared in ``fit`` belong to the grid too. A conditional hyperparameter is
-    combined only with the parent values that activate it: such grids are enqueued point by
-    point (``study.enqueue_trial``) since ``GridSampler`` takes only full products.
-    ``max_trials=None`` (the default) runs the whole grid; a smaller number runs that many
-    points. A point whose trial failed is not run again. Several processes may search one grid
-    (same ``storage`` and ``study_name``): each point is run by one of them, and the trial of a
-    dead worker (with heartbeats) is retried on its own point
-    (:class:`~optuna_keras_hpo.distributed.DistributedGridSampler`).
+    A conditional hyperparameter is combined only with the parent values that activate it.
+    Hyperparameters declared in ``fit`` join the grid when the first trial declares them: that
+    trial runs them at their defaults (KerasTuner's rule), the next ones the rest of the grid.
+    Each trial runs a point no trial holds, picked at random (``seed``) and enqueued with
+    ``study.enqueue_trial``; the study's sampler is a ``GridSampler`` over the grid
+    (:class:`~optuna_keras_hpo.distributed.DistributedGridSampler`). ``max_trials=None`` (the
+    default) runs the whole grid; a smaller number runs that many points. A point whose trial
+    failed is not run again. Several processes may search one grid (same ``storage`` and
+    ``study_name``): each point is run by one of them (a point two workers pick at the same
+    moment is refused at admission to the later one), and the trial of a dead worker (with
+    heartbeats) is retried on its own point.
     """
 
     def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None,
                  hyperparameters=None, tune_new_entries=True, allow_new_entries=True,
                  max_retries_per_trial=0, max_consecutive_failed_trials=3, **kwargs):
+        self._rng = random.Random(seed)
         super().__init__(
             hypermodel, objective, max_trials, seed=seed, hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
@@ -150,24 +151,21 @@ class GridSearch(Tuner):
         )
 
     def grid(self) -> dict[str, list[Any]]:
-        """The values of each tuned hyperparameter."""
+        """The values of each tuned hyperparameter known so far."""
         return grid_search_space(self._tuned_space())
 
     def grid_points(self) -> list[dict[str, Any]]:
-        """Every configuration the search runs."""
-        return grid_points(self._tuned_space(), self._fixed_values())
-
-    def _fixed_values(self) -> dict[str, Any]:
-        return _fixed_values(self)
-
-    def _conditional(self) -> bool:
-        return any(hp.conditions for hp in self._tuned_space())
+        """Every configuration of the grid known so far."""
+        return grid_points(self._tuned_space(), _fixed_values(self))
 
     def _default_sampler(self) -> optuna.samplers.BaseSampler:
-        if self._conditional():
-            for point in self.grid_points():
-                self.study.enqueue_trial(point, skip_if_exists=True)
         return DistributedGridSampler(self.grid(), seed=self.seed)
+
+    def _known_for_grid(self) -> set[str]:
+        return set(self.hyperparameters._hps)
+
+    def _prepare_trial(self) -> bool:
+        return _enqueue_unseen(self.study, self.grid_points(), self._rng)
 
     def _unique_points(self) -> bool:
         return True
@@ -180,9 +178,6 @@ class GridSearch(Tuner):
 
     def _search_exhausted(self, trials: list[optuna.trial.FrozenTrial]) -> bool:
         """Every point is taken by a trial: finished (failed ones too), running or queued."""
-        sampler = self.study.sampler
-        if isinstance(sampler, DistributedGridSampler) and not self._conditional():
-            return not sampler.free_grid_ids(trials)
         taken = _taken_points(trials)
         return all(frozenset(p.items()) in taken for p in self.grid_points())
 
@@ -242,6 +237,21 @@ def _taken_points(trials: list[optuna.trial.FrozenTrial]) -> set[frozenset]:
             taken.add(frozenset(t.params.items()))
             taken.add(frozenset(t.system_attrs.get("fixed_params", {}).items()))
     return taken
+
+
+def _enqueue_unseen(study: optuna.Study, points: list[dict[str, Any]],
+                    rng: random.Random) -> bool:
+    """Enqueue one of ``points`` that no trial holds, picked at random, unless a trial is
+    already queued (it runs first); False when every point is taken."""
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == optuna.trial.TrialState.WAITING for t in trials):
+        return True
+    taken = _taken_points(trials)
+    free = [p for p in points if frozenset(p.items()) not in taken]
+    if not free:
+        return False
+    study.enqueue_trial(rng.choice(free))
+    return True
 
 
 def hyperband_trials_per_iteration(max_epochs: int, factor: int) -> int:
