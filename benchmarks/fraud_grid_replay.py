@@ -93,8 +93,8 @@ def _test_metrics(study, project: Path, config: CompareConfig) -> dict[int, dict
     from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
     from optuna_keras_hpo import fraud
+    from optuna_keras_hpo.attrs import MODEL_ATTR
     from optuna_keras_hpo.storage import ARTIFACT_DIR
-    from optuna_keras_hpo.tuner import MODEL_ATTR
 
     fraud.register_keras_objects()
     data = fraud.load_data(n_rows=config.rows, seed=config.seed)

@@ -42,14 +42,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_keras_hpo import storage as storage_lib
-
-WORKER_ATTR = "worker"
-"""User attribute: ``host:pid`` of the process that ran the trial (shown by the dashboard)."""
-FAIL_REASON_ATTR = "fail_reason"
-REFUSED_ATTR = "okh:not_run"
-"""System attribute: set (to the trial's number) on a trial refused at admission."""
-GRID_FULL_ATTR = "okh:grid_full"
-"""System attribute: the grid had no free point when this trial was created."""
+from optuna_keras_hpo.attrs import FAIL_REASON_ATTR, GRID_FULL_ATTR, REFUSED_ATTR, WORKER_ATTR
 
 _IN_FLIGHT = (TrialState.RUNNING, TrialState.WAITING)
 _MAX_REFUSALS_IN_A_ROW = 50

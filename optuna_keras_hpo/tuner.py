@@ -1,15 +1,21 @@
 """The ``Tuner`` facade: KerasTuner's search API over one Optuna study.
 
 A strategy (``BayesianOptimization``, ``RandomSearch``, ...) only chooses the study's sampler and
-pruner; everything else (running trials, recording them, reading results back) lives here. The
-study in its storage is the only state: results, resumption and ``get_best_*`` all read it.
+pruner. The facade holds the settings and KerasTuner's methods and hooks; each job lives in one
+place beside it:
+
+- the search space (found by ``build``, grown by trials, shared in the study):
+  :mod:`optuna_keras_hpo.search_space`;
+- running and recording one trial (the Optuna objective): :mod:`optuna_keras_hpo.trial_runner`;
+- reading results (``Trial`` views, the oracle, summaries): :mod:`optuna_keras_hpo.results`;
+- the study-wide budget and the worker loop: :mod:`optuna_keras_hpo.distributed`.
+
+The study in its storage is the only state: results, resumption and ``get_best_*`` all read it.
 """
 
 from __future__ import annotations
 
-import copy
 import gc
-import math
 import os
 import tempfile
 import time
@@ -19,187 +25,37 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_keras_hpo import distributed
+from optuna_keras_hpo import distributed, search_space
 from optuna_keras_hpo import storage as storage_lib
 from optuna_keras_hpo._validation import check_int
+from optuna_keras_hpo.attrs import (  # noqa: F401 (the attribute names, importable from here)
+    BEST_EPOCH_ATTR,
+    FAIL_REASON_ATTR,
+    HP_VALUES_ATTR,
+    MODEL_ATTR,
+)
 from optuna_keras_hpo.hypermodel import HyperModel, as_hypermodel
-from optuna_keras_hpo.hyperparameters import Fixed, HyperParameters, TrialHyperParameters
+from optuna_keras_hpo.hyperparameters import HyperParameters
 from optuna_keras_hpo.objective import (
     DefaultObjective,
-    MultiObjective,
     Objective,
     ParetoObjective,
-    average_metrics,
     create_objective,
-    metrics_from_fit_result,
 )
-from optuna_keras_hpo.pruning import pruning_callback
+from optuna_keras_hpo.results import Oracle, Trial, print_results, print_trial_report
+from optuna_keras_hpo.trial_runner import (
+    FatalError,
+    OversizedModel,
+    TrialContext,
+    TrialRunner,
+)
 
-# Trial user attributes written by the tuner (every final metric is one more, under its name).
-HP_VALUES_ATTR = "hyperparameters"
-MODEL_ATTR = "model_artifact_id"
-FAIL_REASON_ATTR = "fail_reason"
-BEST_EPOCH_ATTR = "best_epoch"
-# Study system attribute: the declared space (KerasTuner's config of each declaration), grown by
-# the trials that declare something new (in ``fit``, or a branch first reached).
-SPACE_ATTR = "okh:search_space"
+__all__ = ["FatalError", "Oracle", "Trial", "TrialContext", "Tuner"]
 
-_STATUS = {
-    TrialState.COMPLETE: "COMPLETED",
-    TrialState.PRUNED: "STOPPED",
-    TrialState.FAIL: "FAILED",
-    TrialState.RUNNING: "RUNNING",
-    TrialState.WAITING: "IDLE",
-}
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-class FatalError(RuntimeError):
-    """A mistake in the tuning set-up that every trial would repeat; it stops the search."""
-
-
-class TrialMetrics(dict):
-    """A trial's final metrics (KerasTuner's ``MetricsTracker`` read API)."""
-
-    def get_best_value(self, name: str) -> float | None:
-        return self.get(name)
-
-    def get_last_value(self, name: str) -> float | None:
-        return self.get(name)
-
-
-class Trial:
-    """A KerasTuner-style view of one Optuna trial.
-
-    Attributes:
-        trial_id: The trial number as a zero-padded string.
-        hyperparameters: A :class:`HyperParameters` with the trial's values.
-        score: The objective value (None unless COMPLETED; a tuple of values with a
-            :class:`~optuna_keras_hpo.objective.ParetoObjective`).
-        status: ``COMPLETED``, ``STOPPED`` (pruned), ``FAILED``, ``RUNNING`` or ``IDLE``.
-        metrics: Every final metric of the trial.
-        frozen_trial: The underlying :class:`optuna.trial.FrozenTrial`.
-    """
-
-    def __init__(self, frozen_trial: FrozenTrial, space: HyperParameters, id_width: int = 2):
-        self.frozen_trial = frozen_trial
-        self.trial_id = f"{frozen_trial.number:0{id_width}d}"
-        self.hyperparameters = space.copy()
-        self.hyperparameters.values = dict(
-            frozen_trial.user_attrs.get(HP_VALUES_ATTR, frozen_trial.params)
-        )
-        self.status = _STATUS.get(frozen_trial.state, frozen_trial.state.name)
-        self.score = None
-        if frozen_trial.state == TrialState.COMPLETE:
-            values = frozen_trial.values or []
-            self.score = values[0] if len(values) == 1 else tuple(values)
-        self.best_step = frozen_trial.user_attrs.get(BEST_EPOCH_ATTR)
-        self.message = frozen_trial.user_attrs.get(FAIL_REASON_ATTR)
-        self.metrics = TrialMetrics(
-            (k, v) for k, v in frozen_trial.user_attrs.items()
-            if isinstance(v, (int, float)) and k != BEST_EPOCH_ATTR
-        )
-
-    def summary(self) -> None:
-        print(f"Trial {self.trial_id} summary")
-        print("Hyperparameters:")
-        for name, value in self.hyperparameters.values.items():
-            print(f"{name}: {value}")
-        if self.score is not None:
-            print(f"Score: {self.score}")
-        if self.message:
-            print(self.message)
-
-    def __repr__(self) -> str:
-        return f"Trial(trial_id={self.trial_id!r}, status={self.status!r}, score={self.score!r})"
-
-
-class Oracle:
-    """KerasTuner's ``tuner.oracle`` read API, answered from the study."""
-
-    def __init__(self, tuner: Tuner) -> None:
-        self._tuner = tuner
-
-    @property
-    def objective(self) -> Objective:
-        return self._tuner.objective
-
-    @property
-    def max_trials(self) -> int | None:
-        return self._tuner.max_trials
-
-    @property
-    def hyperparameters(self) -> HyperParameters:
-        return self._tuner.hyperparameters
-
-    @property
-    def trials(self) -> dict[str, Trial]:
-        return {t.trial_id: t for t in map(self._tuner._view, self._tuner.study.trials)}
-
-    def remaining_trials(self) -> int | None:
-        """Trials left in the budget (:attr:`Tuner.remaining_trials`)."""
-        return self._tuner.remaining_trials
-
-    def get_trial(self, trial_id: str) -> Trial:
-        return self.trials[trial_id]
-
-    def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
-        """The ``num_trials`` completed trials with the best scores, best first (with a
-        :class:`ParetoObjective`: members of the Pareto front, by the first objective)."""
-        if isinstance(self.objective, ParetoObjective):
-            first = self.objective.objectives[0]
-            front = sorted(self._tuner.study.best_trials, key=lambda t: t.values[0],
-                           reverse=first.direction == "max")
-            return [self._tuner._view(t) for t in front[:num_trials]]
-        completed = self._tuner.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        reverse = self.objective.direction == "max"
-        ranked = sorted(completed, key=lambda t: t.value, reverse=reverse)
-        return [self._tuner._view(t) for t in ranked[:num_trials]]
-
-
-def _multi_objective_logs(objective: MultiObjective):
-    """A Keras callback adding the summed objective to each epoch's logs, so that the pruning
-    callback and the best-epoch weights read it as they read any metric."""
-    import keras
-
-    class MultiObjectiveLogs(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None and objective.has_value(logs):
-                logs[objective.name] = objective.get_value(logs)
-
-    return MultiObjectiveLogs()
-
-
-def _best_epoch_weights(objective: Objective | ParetoObjective):
-    """A Keras callback keeping the weights of the epoch where the objective was best, so the
-    saved model is the one that scored the trial (KerasTuner checkpoints that epoch too). A
-    :class:`ParetoObjective` scores the last epoch: the model keeps its final weights."""
-    import keras
-
-    class BestEpochWeights(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.best: float | None = None
-            self.weights: list | None = None
-
-        def on_epoch_end(self, epoch, logs=None):
-            if isinstance(objective, ParetoObjective):
-                return
-            value = (logs or {}).get(objective.name)
-            if value is None or math.isnan(float(value)):
-                return
-            if self.best is None or objective.better_than(float(value), self.best):
-                self.best = float(value)
-                self.weights = self.model.get_weights()
-
-        def restore(self, model) -> None:
-            if self.weights is not None and self._model is model:
-                model.set_weights(self.weights)
-
-    return BestEpochWeights()
 
 
 class Tuner:
@@ -366,6 +222,7 @@ class Tuner:
             artifact_store = FileSystemArtifactStore(str(artifact_dir))
         self.artifact_store = artifact_store
         self.oracle = Oracle(self)
+        self._runner = TrialRunner(self)
         self.hyperparameters = HyperParameters()
         if self.hypermodel is not None:
             self._populate_space()
@@ -384,101 +241,31 @@ class Tuner:
     def _trial_budget(self) -> int | None:
         return self.max_trials
 
-    # -- the search space ---------------------------------------------------------------------
+    # -- the search space (optuna_keras_hpo.search_space) -------------------------------------
     def _populate_space(self) -> None:
-        """Record the declared space without a trial, as KerasTuner does: ``build`` with each
-        conditional branch active (``fit`` is never called outside a trial; what it declares
-        joins the space when a trial first declares it), then the declarations that trials of
-        earlier runs and other workers recorded in the study."""
-        space = HyperParameters()
-        space.merge(self.hyperparameters)
-        forced: dict[str, Any] = {}
-        tried: list[dict[str, Any]] = []
-        while True:
-            hp = self._recording_hp(forced)
-            self.hypermodel.declare_hyperparameters(hp)
-            try:
-                self._build(hp)
-            except Exception:
-                pass  # a branch that fails to build is reported by the trials that reach it
-            space.merge(hp.space, overwrite=False)
-            tried.append(forced)
-            forced = _next_activation(space, tried)
-            if forced is None:
-                break
-        self.hyperparameters = space
-        self.hyperparameters.values = {}
+        """KerasTuner's: ``build`` once per conditional branch (never ``fit``), then what the
+        study recorded (earlier runs', other workers' trials)."""
+        self.hyperparameters = search_space.discover(self.hypermodel, self._predeclared,
+                                                     self._build)
         self._sync_space()
-
-    def _recording_hp(self, forced: dict[str, Any]) -> HyperParameters:
-        hp = HyperParameters()
-        hp.merge(self._predeclared)
-        hp.values.update(forced)
-        return hp
 
     def _sync_space(self) -> None:
-        """Join the declarations recorded in the study (by this run's trials, earlier runs' and
-        other workers')."""
-        attrs = self.study._storage.get_study_system_attrs(self.study._study_id)
-        stored = attrs.get(SPACE_ATTR)
-        if stored:
-            self.hyperparameters.merge(HyperParameters.from_config({"space": stored}).space,
-                                       overwrite=False)
+        search_space.load(self.study, self.hyperparameters)
 
     def _learn_space(self, declared: HyperParameters) -> None:
-        """Add what a trial declared (``fit``'s declarations, branches first reached) to the
-        space, and record the grown space in the study for other processes and resumption."""
-        new = [hp for hp in declared.space if hp.name not in self.hyperparameters._hps]
-        if not new:
-            return
-        self.hyperparameters.merge(new, overwrite=False)
-        self._sync_space()
-        self.study._storage.set_study_system_attr(
-            self.study._study_id, SPACE_ATTR, self.hyperparameters.get_config()["space"])
+        search_space.learn(self.study, self.hyperparameters, declared)
 
     def _tuned_space(self) -> list:
         """The declarations that trials choose (not Fixed, not set in ``hyperparameters=``)."""
-        return [
-            hp for hp in self.hyperparameters.space
-            if not isinstance(self._predeclared._hps.get(hp.name, hp), Fixed)
-            and (self.tune_new_entries or hp.name in self._predeclared._hps)
-        ]
+        return search_space.tuned(self.hyperparameters, self._predeclared, self.tune_new_entries)
 
     def search_space_summary(self, extended: bool = False) -> None:
         """Print the search space, as KerasTuner does."""
-        print("Search space summary")
-        space = self.hyperparameters.space
-        print(f"Default search space size: {len(space)}")
-        for hp in space:
-            print(f"{hp.name} ({type(hp).__name__})")
-            print(hp.get_config())
+        search_space.print_summary(self.hyperparameters)
 
-    # -- building and training ----------------------------------------------------------------
+    # -- a trial (optuna_keras_hpo.trial_runner) --------------------------------------------------
     def _build(self, hp):
-        import keras
-
-        # Without a full gc.collect(): over a heap holding TensorFlow and torch it took about
-        # 0.45 s per trial here; Python's collector runs on its own (see gc.freeze in search).
-        keras.backend.clear_session(free_memory=False)
-        if self.distribution_strategy is not None:
-            with self.distribution_strategy.scope():
-                model = self.hypermodel.build(hp)
-        else:
-            model = self.hypermodel.build(hp)
-        if model is None:
-            raise FatalError("hypermodel.build(hp) returned None; return the model.")
-        if self._compile_overrides:
-            compiled = {
-                "optimizer": getattr(model, "optimizer", None),
-                "loss": getattr(model, "loss", None),
-            }
-            model.compile(**{**compiled, **self._compile_overrides})
-        if self.max_model_size is not None and model.count_params() > self.max_model_size:
-            raise _OversizedModel(
-                f"The model has {model.count_params()} parameters, more than "
-                f"max_model_size={self.max_model_size}."
-            )
-        return model
+        return self._runner.build(hp)
 
     def run_trial(self, trial: TrialContext, *args, **kwargs):
         """Train the trial's model(s) and return what ``fit`` returned, one per execution.
@@ -492,24 +279,7 @@ class Tuner:
         ]
 
     def _build_and_fit_model(self, trial: TrialContext, *args, execution: int = 0, **kwargs):
-        hp = trial.hyperparameters
-        model = self._build(hp)
-        kwargs = self._fit_kwargs(dict(kwargs))
-        callbacks = copy.deepcopy(list(kwargs.get("callbacks") or []))
-        if isinstance(self.objective, MultiObjective):
-            callbacks.insert(0, _multi_objective_logs(self.objective))
-        if execution == 0 and not isinstance(self.objective,
-                                             (DefaultObjective, ParetoObjective)):
-            callbacks.append(pruning_callback(trial.optuna_trial, self.objective.name))
-        best_epoch = _best_epoch_weights(self.objective)
-        callbacks.append(best_epoch)
-        if _overrides_keras_hooks(self):
-            callbacks.append(_tuner_hooks(self, trial))
-        kwargs["callbacks"] = callbacks
-        result = self.hypermodel.fit(hp, model, *args, **kwargs)
-        best_epoch.restore(model)
-        trial.models.append(model)
-        return result
+        return self._runner.build_and_fit(trial, args, kwargs, execution)
 
     # -- the search loop ------------------------------------------------------------------------
     def search(self, *fit_args, **fit_kwargs) -> None:
@@ -545,14 +315,14 @@ class Tuner:
                 if not self._prepare_trial():
                     return False  # no configuration left to start (other workers took them)
                 self.study.optimize(
-                    lambda t: self._objective(t, fit_args, fit_kwargs, budget), n_trials=1
+                    lambda t: self._runner.objective(t, fit_args, fit_kwargs, budget), n_trials=1
                 )
                 failures = 0
             except distributed.TrialNotRun:
                 return False  # other workers took the budget (or the grid point) first
             except FatalError:
                 raise
-            except _OversizedModel:
+            except OversizedModel:
                 pass  # recorded FAIL; not a crash, so not counted as one
             except Exception as error:  # recorded FAIL by Optuna; the search goes on
                 failures += 1
@@ -562,9 +332,10 @@ class Tuner:
                         f"{failures} consecutive trials failed (max_consecutive_failed_trials="
                         f"{limit}). The last one failed with {type(error).__name__}: {error}"
                     ) from error
-            last = self._view(self._last_trial())
+            # The trial this process ran, read alone (study.trials would read and copy all).
+            last = self._view(self.study._storage.get_trial(self._runner.last_trial_id))
             if verbose:
-                self._report_trial(last, start)
+                print_trial_report(last, self.objective, self.oracle.get_best_trials(1), start)
             self.on_trial_end(last)
             return True
 
@@ -607,89 +378,6 @@ class Tuner:
         """Whether no new configuration is left to start (given the study's trials)."""
         return False
 
-    def _objective(self, trial: optuna.Trial, fit_args: tuple, fit_kwargs: dict,
-                   budget: distributed.TrialBudget | None = None) -> float:
-        self._last_trial_id = trial._trial_id
-        if budget is not None:
-            budget.admit(self.study, trial)
-        self.on_trial_begin(self._view(self.study._storage.get_trial(trial._trial_id)))
-        for attempt in range(self.max_retries_per_trial + 1):
-            context = TrialContext(trial, self._trial_hp(trial), self._id_width())
-            try:
-                results = self.run_trial(context, *fit_args, **fit_kwargs)
-                return self._record(context, results)
-            except optuna.TrialPruned:
-                trial.set_user_attr(HP_VALUES_ATTR, context.hyperparameters.values)
-                raise
-            except Exception as error:
-                trial.set_user_attr(HP_VALUES_ATTR, context.hyperparameters.values)
-                trial.set_user_attr(FAIL_REASON_ATTR, f"{type(error).__name__}: {error}")
-                if isinstance(error, (FatalError, _OversizedModel)):
-                    raise
-                if attempt == self.max_retries_per_trial:
-                    raise
-            finally:
-                self._learn_space(context.hyperparameters)
-        raise AssertionError("unreachable")
-
-    def _trial_hp(self, trial: optuna.Trial) -> TrialHyperParameters:
-        hp = TrialHyperParameters(
-            trial, self._predeclared, self.tune_new_entries, self.allow_new_entries,
-            known=self._known_for_grid(),
-        )
-        if self.hypermodel is not None:
-            self.hypermodel.declare_hyperparameters(hp)
-        return hp
-
-    def _record(self, context: TrialContext, results: Any) -> float | tuple[float, ...]:
-        trial = context.optuna_trial
-        trial.set_user_attr(HP_VALUES_ATTR, context.hyperparameters.values)
-        runs = results if isinstance(results, list) else [results]
-        if not runs:
-            raise FatalError("run_trial returned an empty list; return fit's results.")
-        try:
-            converted = [metrics_from_fit_result(r, self.objective) for r in runs]
-        except ValueError as error:
-            raise FatalError(str(error)) from error
-        metrics = average_metrics([m for m, _ in converted])
-        for name, value in metrics.items():
-            trial.set_user_attr(name, value)
-        if converted[0][1] is not None:
-            trial.set_user_attr(BEST_EPOCH_ATTR, converted[0][1])
-        if self.constraints is not None:
-            for name, value in self.constraints(dict(metrics)).items():
-                trial.set_constraint(name, value)
-        if isinstance(self.objective, ParetoObjective):
-            values = self.objective.values(metrics)
-            if not all(map(math.isfinite, values)):
-                raise ValueError(f"The objectives {self.objective.name!r} are {values}.")
-            if context.models:
-                self._save_model(trial, context.models[0])
-            return values
-        score = metrics[self.objective.name]
-        if not math.isfinite(score):
-            raise ValueError(f"The objective {self.objective.name!r} is {score}.")
-        if context.models:
-            scores = [m[self.objective.name] for m, _ in converted]
-            best = max(range(len(scores)), key=lambda i: scores[i]
-                       if self.objective.direction == "max" else -scores[i])
-            self._save_model(trial, context.models[min(best, len(context.models) - 1)])
-        return score
-
-    def _save_model(self, trial: optuna.Trial, model) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"trial_{trial.number}.keras")
-            model.save(path)
-            artifact_id = upload_artifact(
-                artifact_store=self.artifact_store, file_path=path, study_or_trial=trial
-            )
-        trial.set_user_attr(MODEL_ATTR, artifact_id)
-
-    def _last_trial(self) -> FrozenTrial:
-        """The trial this process ran last (read alone: ``study.trials`` would read and copy
-        every trial)."""
-        return self.study._storage.get_trial(self._last_trial_id)
-
     # -- KerasTuner's hooks: called where KerasTuner calls them; override to follow a search ---
     def on_search_begin(self) -> None:
         """Called when ``search`` starts trials (after the space is known)."""
@@ -725,21 +413,6 @@ class Tuner:
     def on_trial_end(self, trial: Trial) -> None:
         """Called after each trial this process ran (any state), as KerasTuner's hook; override
         (or assign) to follow progress."""
-
-    def _report_trial(self, view: Trial, start: float) -> None:
-        last = view.frozen_trial
-        took = (last.duration.total_seconds() if last.duration else 0.0)
-        print(f"\nTrial {view.trial_id} {view.status.capitalize()} [{_hms(took)}]")
-        for name, value in view.hyperparameters.values.items():
-            print(f"{name}: {value}")
-        if view.score is not None:
-            print(f"{self.objective.name}: {view.score}")
-        if view.message:
-            print(f"Reason: {view.message}")
-        best = self.oracle.get_best_trials(1)
-        if best:
-            print(f"Best {self.objective.name} So Far: {best[0].score}")
-        print(f"Total elapsed time: {_hms(time.monotonic() - start)}")
 
     # -- results ---------------------------------------------------------------------------------
     def _id_width(self) -> int:
@@ -780,78 +453,5 @@ class Tuner:
 
     def results_summary(self, num_trials: int = 10) -> None:
         """Print the best trials, as KerasTuner does."""
-        print("Results summary")
-        print(f"Results in {self.project_dir}")
-        print(f"Showing {num_trials} best trials")
-        print(self.objective)
-        for trial in self.oracle.get_best_trials(num_trials):
-            print()
-            trial.summary()
-
-
-class TrialContext:
-    """What ``run_trial`` receives: the trial's ``hp`` and the Optuna trial behind it."""
-
-    def __init__(self, optuna_trial: optuna.Trial, hyperparameters: HyperParameters, width: int):
-        self.optuna_trial = optuna_trial
-        self.hyperparameters = hyperparameters
-        self.trial_id = f"{optuna_trial.number:0{width}d}"
-        self.models: list = []
-
-
-class _OversizedModel(RuntimeError):
-    pass
-
-
-_KERAS_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end")
-
-
-def _overrides_keras_hooks(tuner: Tuner) -> bool:
-    """Whether a subclass (or the instance) defines one of the per-epoch / per-batch hooks:
-    only then is a callback added (a per-batch callback slows every training step)."""
-    return any(getattr(type(tuner), name) is not getattr(Tuner, name)
-               or name in vars(tuner) for name in _KERAS_HOOKS)
-
-
-def _tuner_hooks(tuner: Tuner, trial: TrialContext):
-    """KerasTuner's ``TunerCallback``: Keras' epoch and batch events to the tuner's hooks."""
-    import keras
-
-    class TunerHooks(keras.callbacks.Callback):
-        def __init__(self, tuner: Tuner, trial: TrialContext) -> None:
-            super().__init__()
-            self.tuner = tuner
-            self.trial = trial
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.tuner.on_epoch_begin(self.trial, self.model, epoch, logs=logs)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.tuner.on_epoch_end(self.trial, self.model, epoch, logs=logs)
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.tuner.on_batch_begin(self.trial, self.model, batch, logs)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.tuner.on_batch_end(self.trial, self.model, batch, logs)
-
-    return TunerHooks(tuner, trial)
-
-
-def _next_activation(space: HyperParameters, tried: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Parent values that activate a conditional declaration not yet seen active."""
-    for hp in space.space:
-        if not hp.conditions:
-            continue
-        forced = {c.parent_name: c.values[0] for c in hp.conditions}
-        for earlier in tried:
-            if all(earlier.get(k) == v for k, v in forced.items()):
-                break
-        else:
-            return forced
-    return None
-
-
-def _hms(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:02d}h {seconds % 3600 // 60:02d}m {seconds % 60:02d}s"
+        print_results(self.project_dir, self.objective, self.oracle.get_best_trials(num_trials),
+                      num_trials)

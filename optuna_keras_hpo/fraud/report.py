@@ -23,13 +23,13 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_keras_hpo.attrs import BEST_EPOCH_ATTR, HP_VALUES_ATTR
 from optuna_keras_hpo.fraud.comparison import (
     NO_PRUNING_SUFFIX,
     RESULT_ATTR,
     config_key,
 )
 from optuna_keras_hpo.fraud.objectives import ObjectiveSpec, objective_spec
-from optuna_keras_hpo.tuner import BEST_EPOCH_ATTR, HP_VALUES_ATTR
 
 
 @dataclass
