@@ -194,3 +194,38 @@ def test_custom_run_trial_calls_are_the_users_own(tiny_data, tmp_path, execution
                     project_name=f"custom{executions}", overwrite=True)
     _search(tuner, tiny_data)
     assert model.fit_calls == 2  # the override trains once per trial whatever executions says
+
+
+def test_failed_trial_error_fails_the_trial_without_retrying(tiny_data, tmp_path):
+    class Refusing(RecordingHyperModel):
+        def fit(self, hp, model, *args, **kwargs):
+            self.fit_calls += 1
+            raise kt.errors.FailedTrialError("too slow")
+
+    model = Refusing()
+    tuner = kt.RandomSearch(model, objective="val_loss", max_trials=2, seed=0,
+                            max_retries_per_trial=2, max_consecutive_failed_trials=None,
+                            directory=tmp_path, project_name="refusing", overwrite=True)
+    _search(tuner, tiny_data)
+    trials = tuner.study.trials
+    assert model.fit_calls == len(trials) == 2  # not retried, the search went on
+    assert all(t.state == TrialState.FAIL for t in trials)
+    assert all(t.user_attrs["fail_reason"] == "FailedTrialError: too slow" for t in trials)
+
+
+def test_fatal_error_stops_the_search(tiny_data, tmp_path):
+    class Broken(RecordingHyperModel):
+        def build(self, hp):
+            model = super().build(hp)
+            if self.builds > 2:  # the two space-discovery builds pass
+                raise kt.errors.FatalValueError("wrong input shape")
+            return model
+
+    model = Broken()
+    tuner = kt.RandomSearch(model, objective="val_loss", max_trials=3, seed=0,
+                            max_retries_per_trial=2, directory=tmp_path, project_name="fatal",
+                            overwrite=True)
+    with pytest.raises(kt.errors.FatalValueError, match="wrong input shape"):
+        _search(tuner, tiny_data)
+    assert len(tuner.study.trials) == 1 and model.builds == 3  # no retry, no second trial
+    assert tuner.study.trials[0].state == TrialState.FAIL
