@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test test-all lint clean
+.PHONY: run test test-slow test-all lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q

@@ -480,6 +480,15 @@ class HyperParameters:
         hp = self._hps.get(name)
         return hp is not None and hp.is_active(self.values)
 
+    def ensure_active_values(self) -> None:
+        """Give each active declaration without a value its default, and drop the values of
+        inactive ones (KerasTuner's)."""
+        for hp in self.space:
+            if hp.is_active(self.values):
+                self.values.setdefault(hp.name, HyperParameters._value_for(self, hp))
+            else:
+                self.values.pop(hp.name, None)
+
     def copy(self) -> HyperParameters:
         other = HyperParameters()
         other._hps = dict(self._hps)

@@ -1,6 +1,7 @@
 """Drop-in namespace: ``import optuna_keras_hpo.keras_tuner as kt`` replaces ``import keras_tuner
 as kt``."""
 
+from optuna_keras_hpo import errors, tuners
 from optuna_keras_hpo.hypermodel import HyperModel
 from optuna_keras_hpo.hyperparameters import HyperParameters
 from optuna_keras_hpo.objective import MultiObjective, Objective
@@ -17,4 +18,6 @@ __all__ = [
     "Objective",
     "RandomSearch",
     "Tuner",
+    "errors",
+    "tuners",
 ]

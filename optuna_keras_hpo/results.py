@@ -98,6 +98,10 @@ class Oracle:
     def hyperparameters(self) -> HyperParameters:
         return self._tuner.hyperparameters
 
+    def get_space(self) -> HyperParameters:
+        """A copy of the search space known so far."""
+        return self._tuner.hyperparameters.copy()
+
     @property
     def trials(self) -> dict[str, Trial]:
         return {t.trial_id: t for t in map(self._tuner._view, self._tuner.study.trials)}

@@ -25,6 +25,7 @@ from optuna.artifacts import upload_artifact
 
 from optuna_keras_hpo import distributed
 from optuna_keras_hpo.attrs import BEST_EPOCH_ATTR, FAIL_REASON_ATTR, HP_VALUES_ATTR, MODEL_ATTR
+from optuna_keras_hpo.errors import FailedTrialError, FatalError
 from optuna_keras_hpo.hyperparameters import HyperParameters, TrialHyperParameters
 from optuna_keras_hpo.objective import (
     DefaultObjective,
@@ -38,10 +39,6 @@ from optuna_keras_hpo.pruning import pruning_callback
 
 if TYPE_CHECKING:
     from optuna_keras_hpo.tuner import Tuner
-
-
-class FatalError(RuntimeError):
-    """A mistake in the tuning set-up that every trial would repeat; it stops the search."""
 
 
 class OversizedModel(RuntimeError):
@@ -85,8 +82,8 @@ class TrialRunner:
             except Exception as error:
                 trial.set_user_attr(HP_VALUES_ATTR, context.hyperparameters.values)
                 trial.set_user_attr(FAIL_REASON_ATTR, f"{type(error).__name__}: {error}")
-                if isinstance(error, (FatalError, OversizedModel)):
-                    raise
+                if isinstance(error, (FatalError, FailedTrialError, OversizedModel)):
+                    raise  # not retried
                 if attempt == tuner.max_retries_per_trial:
                     raise
             finally:

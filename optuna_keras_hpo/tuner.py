@@ -37,6 +37,7 @@ from optuna_keras_hpo.attrs import (  # noqa: F401 (the attribute names, importa
     HP_VALUES_ATTR,
     MODEL_ATTR,
 )
+from optuna_keras_hpo.errors import FatalError
 from optuna_keras_hpo.hypermodel import HyperModel, as_hypermodel
 from optuna_keras_hpo.hyperparameters import HyperParameters
 from optuna_keras_hpo.objective import (
@@ -47,7 +48,6 @@ from optuna_keras_hpo.objective import (
 )
 from optuna_keras_hpo.results import Oracle, Trial, print_results, print_trial_report
 from optuna_keras_hpo.trial_runner import (
-    FatalError,
     OversizedModel,
     TrialContext,
     TrialRunner,

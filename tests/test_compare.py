@@ -31,6 +31,7 @@ def _table(report: str) -> dict[str, list[str]]:
     return {"header": header, **rows}
 
 
+@pytest.mark.slow
 def test_the_articles_setup_writes_a_report_traceable_to_the_studies(tmp_path):
     config = CompareConfig(
         mode="quick", setup="article", objective="recall", output=str(tmp_path),
@@ -135,6 +136,7 @@ def test_report_is_rewritten_from_the_studies_alone(tmp_path):
     assert (out / "report.md").read_text() == first
 
 
+@pytest.mark.slow
 def test_the_pareto_objective_reports_fronts_by_hypervolume(tmp_path):
     from optuna_keras_hpo.fraud.report import hypervolume
 
@@ -176,6 +178,7 @@ def test_hypervolume():
         1.0 * 0.2 + 0.5 * 0.4)
 
 
+@pytest.mark.slow
 def test_the_sklearn_baseline_joins_the_report_with_a_stratified_splitter(tmp_path):
     import json
 

@@ -230,3 +230,33 @@ def test_a_value_set_beforehand_still_declares_the_hyperparameter():
         assert hp.Float("beta", 0.8, 0.9) == 0.8
     assert [h.name for h in hp.space] == ["optimizer", "beta"]
     assert hp.space[1].conditions[0].parent_name == "optimizer"
+
+
+def test_ensure_active_values_fills_defaults_and_drops_inactive_values():
+    hp = HyperParameters()
+    hp.Choice("optimizer", ["adam", "lion"])
+    with hp.conditional_scope("optimizer", ["lion"]):
+        hp.Float("beta_1", 0.8, 0.95, default=0.9)
+    hp.Int("units", 4, 12, step=4)
+    hp.values = {"optimizer": "lion"}
+    hp.ensure_active_values()
+    assert hp.values == {"optimizer": "lion", "beta_1": 0.9, "units": 4}
+    hp.values["optimizer"] = "adam"
+    hp.ensure_active_values()
+    assert hp.values == {"optimizer": "adam", "units": 4}
+
+
+def test_a_space_survives_its_config():
+    hp = HyperParameters()
+    hp.Choice("optimizer", ["adam", "lion"], default="lion")
+    with hp.conditional_scope("optimizer", ["lion"]):
+        hp.Float("beta_1", 0.8, 0.95, step=0.05)
+    hp.Int("units", 16, 128, step=2, sampling="log")
+    hp.Float("lr", 1e-4, 1e-2, sampling="log")
+    hp.Boolean("bn", default=True)
+    hp.Fixed("act", "relu")
+    again = HyperParameters.from_config(hp.get_config())
+    assert again.get_config() == hp.get_config()
+    assert [h.distribution() for h in again.space] == [h.distribution() for h in hp.space]
+    with pytest.raises(ValueError, match="class_name='Nope'"):
+        HyperParameters.from_config({"space": [{"class_name": "Nope", "config": {}}]})
