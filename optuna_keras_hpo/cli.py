@@ -48,7 +48,7 @@ def add_worker_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--storage", required=True,
-                        help="storage URL: postgresql://..., mysql+pymysql://..., "
+                        help="storage URL: postgresql://..., mysql://..., redis://..., "
                              "journal:///path/study.log, or sqlite:///path.db (one process)")
     parser.add_argument("--study", required=True, help="study name (shared by all workers)")
     parser.add_argument("--objective", required=True,

@@ -7,14 +7,20 @@ Storage URLs understood by :func:`make_storage` (the tuners' ``storage=``, the C
 ``sqlite:///path/study.db``
     One machine, one process at a time (the default). SQLAlchemy's rule for slashes applies:
     ``sqlite:///results/study.db`` is relative, ``sqlite:////srv/study.db`` absolute.
-``postgresql://user:password@host:5432/db``, ``mysql+pymysql://user:password@host:3306/db``
+``postgresql://user:password@host:5432/db``, ``mysql://user:password@host:3306/db``
     Many workers on many machines: Optuna's ``RDBStorage`` with connection pre-ping, a small
     connection pool per process and a connect timeout, so a server that is down fails in
-    seconds.
+    seconds. The drivers come with ``pip install "optuna-keras-hpo[postgresql]"`` (psycopg 3)
+    and ``[mysql]`` (PyMySQL); a URL without a driver (``postgresql://``, ``mysql://``) uses the
+    one installed, and ``dialect+driver://`` picks one.
 ``journal:///path/study.log`` (or a plain path ending in ``.log``)
     Optuna's ``JournalStorage`` in a file, for many processes on one machine or on a shared file
     system (NFS) without a database server. Same slash rule as SQLite. Journal files keep no
     heartbeats (Optuna 5), so crashed trials are not detected there.
+``redis://host:6379/0`` (``rediss://`` with TLS)
+    Optuna's ``JournalStorage`` on a Redis server (``JournalRedisBackend``; the driver comes with
+    ``pip install "optuna-keras-hpo[redis]"``): many workers on many machines without a SQL
+    database. No heartbeats either.
 
 Heartbeats (RDB storages only): with ``heartbeat_interval`` set, every running trial records a
 heartbeat; a trial whose heartbeat is older than ``grace_period`` is marked FAIL at the start of
@@ -55,8 +61,16 @@ _CONNECT_TIMEOUT_ARG = {"psycopg2": "connect_timeout", "psycopg": "connect_timeo
                         "pg8000": "timeout", "pymysql": "connect_timeout",
                         "mysqldb": "connect_timeout", "mysqlconnector": "connection_timeout"}
 _SCHEMA_ATTEMPTS = 4
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+# For a URL without a driver: the drivers tried in order (the extras install the first), as
+# SQLAlchemy driver name -> the module it imports.
+_DRIVERS = {"postgresql": (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
+            "mysql": (("pymysql", "pymysql"), ("mysqldb", "MySQLdb"))}
+_EXTRAS = {"postgresql": "optuna-keras-hpo[postgresql]", "mysql": "optuna-keras-hpo[mysql]",
+           "redis": "optuna-keras-hpo[redis]"}
 _ALTERNATIVES = ("a PostgreSQL or MySQL server (storage='postgresql://...' or "
-                 "'mysql+pymysql://...') or a journal file (storage='journal:///path/study.log')")
+                 "'mysql://...'), a Redis server (storage='redis://...') or a journal file "
+                 "(storage='journal:///path/study.log')")
 
 
 class StorageConnectionError(ConnectionError):
@@ -93,6 +107,11 @@ def is_journal_url(storage: Any) -> bool:
         storage.startswith(JOURNAL_SCHEME)
         or ("://" not in storage and storage.endswith(JOURNAL_SUFFIX))
     )
+
+
+def is_redis_url(storage: Any) -> bool:
+    """Whether ``storage`` is a Redis URL (a journal on a Redis server)."""
+    return isinstance(storage, str) and storage.split("://", 1)[0] in _REDIS_SCHEMES
 
 
 def is_sqlite(storage: Any) -> bool:
@@ -162,12 +181,14 @@ def make_storage(
         return storage
     if is_journal_url(storage):
         return _journal_storage(storage, heartbeat_interval)
+    if is_redis_url(storage):
+        return _redis_storage(storage, heartbeat_interval, connect_timeout)
     if "://" not in storage:
         raise ValueError(
             f"storage={storage!r}; expected an Optuna storage URL such as "
             "'sqlite:///path/study.db', 'postgresql://user@host/db', "
-            "'mysql+pymysql://user@host/db' or 'journal:///path/study.log' (or a path ending in "
-            "'.log'), or an optuna storage object."
+            "'mysql://user@host/db', 'redis://host:6379/0' or 'journal:///path/study.log' "
+            "(or a path ending in '.log'), or an optuna storage object."
         )
     return _rdb_storage(storage, heartbeat_interval, grace_period, max_retry, connect_timeout,
                         engine_kwargs or {})
@@ -219,6 +240,72 @@ def _journal_storage(storage: str, heartbeat_interval: int | None) -> optuna.sto
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+def _redis_storage(url: str, heartbeat_interval: int | None,
+                   connect_timeout: float) -> optuna.storages.BaseStorage:
+    if heartbeat_interval is not None:
+        raise ValueError(
+            f"heartbeat_interval={heartbeat_interval!r} with storage={mask_url(url)!r}: Optuna's "
+            "JournalStorage records no heartbeats; use an RDB storage (PostgreSQL, MySQL, SQLite) "
+            "for heartbeats, or no heartbeat_interval."
+        )
+    try:
+        import redis
+    except ImportError as error:
+        raise ValueError(
+            f"storage={mask_url(url)!r}: the Redis driver is not installed ({error}); expected "
+            f'`pip install "{_EXTRAS["redis"]}"`.'
+        ) from error
+    from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=connect_timeout,
+                                      socket_timeout=connect_timeout)
+        client.ping()
+    except ValueError as error:
+        raise ValueError(
+            f"storage={mask_url(url)!r} is not a valid Redis URL ({error}); expected "
+            "'redis://host:6379/0'."
+        ) from None
+    except redis.exceptions.RedisError as error:
+        raise StorageConnectionError(
+            f"storage={mask_url(url)!r}: cannot connect to the Redis server ({error}). Expected "
+            "a running Redis server there; check the host, port and password."
+        ) from error
+    finally:
+        if "client" in locals():
+            client.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return JournalStorage(JournalRedisBackend(url))
+
+
+def database_url(url: str) -> str:
+    """A database URL as SQLAlchemy should open it: one without a driver gets an installed one
+    (see :func:`_with_installed_driver`); others are returned as they are."""
+    import sqlalchemy
+
+    return _with_installed_driver(sqlalchemy.engine.make_url(url)).render_as_string(
+        hide_password=False)
+
+
+def _with_installed_driver(parsed):
+    """A URL without a driver (``postgresql://``, ``mysql://``) with one that is installed:
+    SQLAlchemy's default (psycopg 3, mysqlclient) may be missing where the extras installed
+    another (PyMySQL) or an older setup has psycopg2."""
+    import importlib.util
+
+    backend = parsed.get_backend_name()
+    if "+" in parsed.drivername or backend not in _DRIVERS:
+        return parsed
+    for driver, module in _DRIVERS[backend]:
+        if importlib.util.find_spec(module) is not None:
+            return parsed.set(drivername=f"{backend}+{driver}")
+    raise ValueError(
+        f"storage={parsed.render_as_string(hide_password=True)!r}: no {_SERVER_NAMES[backend]} "
+        f"driver is installed; expected `pip install \"{_EXTRAS[backend]}\"`."
+    )
+
+
 def _rdb_storage(url, heartbeat_interval, grace_period, max_retry, connect_timeout,
                  engine_kwargs) -> optuna.storages.RDBStorage:
     import sqlalchemy
@@ -231,6 +318,8 @@ def _rdb_storage(url, heartbeat_interval, grace_period, max_retry, connect_timeo
             "dialect[+driver]://user:password@host:port/database, e.g. "
             "'postgresql://user@127.0.0.1:5432/optuna'."
         ) from None
+    parsed = _with_installed_driver(parsed)
+    url = parsed.render_as_string(hide_password=False)
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     if backend in _SERVER_NAMES:
@@ -335,15 +424,16 @@ def _probe(url: str, parsed, connect_args: dict, connect_timeout: float) -> None
     if isinstance(error, sqlalchemy.exc.NoSuchModuleError):
         raise ValueError(
             f"storage={mask_url(url)!r}: unknown database {parsed.drivername!r}; expected "
-            "'sqlite:///...', 'postgresql://...' or 'mysql+pymysql://...' (or "
+            "'sqlite:///...', 'postgresql://...' or 'mysql://...' (or "
             "'journal:///path.log')."
         ) from None
     if isinstance(error, ImportError):
-        package = {"psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}.get(
+        package = {"psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+                   "psycopg": _EXTRAS["postgresql"], "pymysql": _EXTRAS["mysql"]}.get(
             error.name, error.name or "the database driver")
         raise ValueError(
             f"storage={mask_url(url)!r}: its database driver is not installed ({error}); "
-            f"expected `pip install {package}`."
+            f'expected `pip install "{package}"`.'
         ) from error
     if isinstance(error, sqlalchemy.exc.DBAPIError):
         if parsed.get_backend_name() == "sqlite":

@@ -9,27 +9,47 @@ import pytest  # noqa: E402
 # missing server fails these tests; elsewhere they skip with the reason.
 SERVERS = {
     "postgresql": os.environ.get(
-        "OKH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"),
-    "mysql": os.environ.get("OKH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+        "OKH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    "mysql": os.environ.get("OKH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
 }
+REDIS_URL = os.environ.get("OKH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def reachable_server(kind: str) -> str:
     """The URL of a running server of that kind; skips the test (fails it under CI) if none."""
     import sqlalchemy
 
+    from optuna_keras_hpo.storage import database_url
+
     url = SERVERS[kind]
     try:
-        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+        engine = sqlalchemy.create_engine(database_url(url), connect_args={"connect_timeout": 5})
         with engine.connect():
             pass
         engine.dispose()
     except Exception as error:  # no server here
-        message = f"{kind} server at {url} unreachable: {error}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing(f"{kind} server at {url} unreachable: {error}")
     return url
+
+
+@pytest.fixture
+def redis_url():
+    """A Redis server's URL (a fresh key prefix is the test's own: see ``redis_prefix``)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+        client.ping()
+        client.close()
+    except Exception as error:
+        _missing(f"Redis server at {REDIS_URL} unreachable: {error}")
+    return REDIS_URL
 
 
 @pytest.fixture(params=sorted(SERVERS))

@@ -128,10 +128,10 @@ def test_an_unreachable_server_fails_the_worker_within_seconds(capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start = time.monotonic()
-    code = cli.main(worker(f"postgresql+psycopg2://u:pw@127.0.0.1:{port}/db"))
+    code = cli.main(worker(f"postgresql://u:pw@127.0.0.1:{port}/db"))
     assert code == 2 and time.monotonic() - start < 10
     err = capsys.readouterr().err
-    assert f"postgresql+psycopg2://u:***@127.0.0.1:{port}/db" in err and "pw@" not in err
+    assert f"postgresql+psycopg://u:***@127.0.0.1:{port}/db" in err and "pw@" not in err
 
 
 def test_bad_numbers_are_refused_by_the_parser(capsys):

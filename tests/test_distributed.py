@@ -82,9 +82,13 @@ def study_name(request):
     url = request.node.funcargs.get("server_url")
     if url:
         try:
-            optuna.delete_study(study_name=name, storage=url)
+            optuna.delete_study(study_name=name, storage=make_storage(url))
         except KeyError:
             pass
+
+
+# As users write them (the driver chosen from those installed), and with the driver named.
+SCHEMES = ["postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql"]
 
 
 def free_port() -> int:
@@ -120,7 +124,7 @@ def test_three_workers_one_killed_mid_trial_finish_the_grid_exactly(
     for process, log in zip(others, logs[1:], strict=True):
         finish(process, log)
 
-    trials = optuna.load_study(study_name=study_name, storage=server_url).trials
+    trials = optuna.load_study(study_name=study_name, storage=make_storage(server_url)).trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 8
     killed = trials[killed_number]
@@ -161,7 +165,7 @@ def test_tuner_processes_share_the_budget_and_retry_a_killed_trial(tmp_path):
             victim.wait()
         finish(other, logs[1], timeout=150)
 
-        trials = optuna.load_study(study_name=name, storage=url).trials
+        trials = optuna.load_study(study_name=name, storage=make_storage(url)).trials
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         assert len(complete) == 3
         killed = [t for t in trials if t.user_attrs.get(WORKER_ATTR, "").endswith(
@@ -174,7 +178,7 @@ def test_tuner_processes_share_the_budget_and_retry_a_killed_trial(tmp_path):
                    and len(t.intermediate_values) == 2 for t in complete)
     finally:
         try:
-            optuna.delete_study(study_name=name, storage=url)
+            optuna.delete_study(study_name=name, storage=make_storage(url))
         except KeyError:
             pass
 
@@ -364,7 +368,7 @@ def test_journal_files_have_no_heartbeats(tmp_path):
     assert make_storage(str(tmp_path / "plain.log")) is not None  # a .log path is a journal
 
 
-@pytest.mark.parametrize("scheme", ["postgresql+psycopg2", "mysql+pymysql"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_a_closed_port_fails_within_seconds_naming_the_url(scheme):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -378,7 +382,7 @@ def test_a_closed_port_fails_within_seconds_naming_the_url(scheme):
     assert "cannot connect to the" in message and "Expected a running" in message
 
 
-@pytest.mark.parametrize("scheme", ["postgresql+psycopg2", "mysql+pymysql"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_a_server_that_never_answers_fails_within_10_seconds(scheme):
     """A loopback socket that accepts connections and says nothing (a hung server, or a host
     whose packets are dropped): the driver's connect timeout (PostgreSQL) or the deadline on the
