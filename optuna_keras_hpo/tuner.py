@@ -71,7 +71,8 @@ class Tuner:
         sampler: An Optuna sampler; default: the strategy's.
         pruner: An Optuna pruner; default: the strategy's (none, as KerasTuner, except Hyperband).
         storage: An Optuna storage or URL (``postgresql://...``, ``mysql://...``,
-            ``redis://...``, ``journal:///path/study.log``, ...; see :func:`optuna_keras_hpo.storage.make_storage`);
+            ``redis://...``, ``journal:///path/study.log``, ...; see
+            :func:`optuna_keras_hpo.storage.make_storage`);
             default SQLite at ``{directory}/{project_name}/study.db``. Several processes that
             construct a tuner with the same ``storage`` and ``study_name`` (and
             ``overwrite=False``) share the study and its ``max_trials``: KerasTuner's chief/worker
