@@ -65,8 +65,7 @@ def _timed(method):
 def _time_samplers() -> None:
     import optuna
 
-    from optuna_keras_hpo.distributed import DistributedGridSampler
-    from optuna_keras_hpo.samplers import GaussianProcessSampler
+    from optuna_keras_hpo.samplers import DistributedGridSampler, GaussianProcessSampler
 
     for cls in (optuna.samplers.TPESampler, optuna.samplers.RandomSampler,
                 GaussianProcessSampler, DistributedGridSampler):

@@ -9,10 +9,11 @@ from typing import Any
 import optuna
 
 from optuna_keras_hpo._validation import check_int
-from optuna_keras_hpo.distributed import DistributedGridSampler, refused
+from optuna_keras_hpo.distributed import refused
 from optuna_keras_hpo.hyperparameters import Fixed
 from optuna_keras_hpo.pruning import hyperband_pruner
 from optuna_keras_hpo.samplers import (
+    DistributedGridSampler,
     GaussianProcessSampler,
     default_num_initial_points,
     grid_points,
@@ -131,7 +132,7 @@ class GridSearch(Tuner):
     trial runs them at their defaults (KerasTuner's rule), the next ones the rest of the grid.
     Each trial runs a point no trial holds, picked at random (``seed``) and enqueued with
     ``study.enqueue_trial``; the study's sampler is a ``GridSampler`` over the grid
-    (:class:`~optuna_keras_hpo.distributed.DistributedGridSampler`). ``max_trials=None`` (the
+    (:class:`~optuna_keras_hpo.samplers.DistributedGridSampler`). ``max_trials=None`` (the
     default) runs the whole grid; a smaller number runs that many points. A point whose trial
     failed is not run again. Several processes may search one grid (same ``storage`` and
     ``study_name``): each point is run by one of them (a point two workers pick at the same

@@ -28,16 +28,14 @@ import pytest
 from optuna.trial import TrialState
 
 import optuna_keras_hpo.keras_tuner as kt
+from optuna_keras_hpo.attrs import GRID_FULL_ATTR, REFUSED_ATTR, WORKER_ATTR
 from optuna_keras_hpo.distributed import (
-    GRID_FULL_ATTR,
-    REFUSED_ATTR,
-    WORKER_ATTR,
-    DistributedGridSampler,
     TrialBudget,
     TrialNotRun,
     refused,
     run_until_budget,
 )
+from optuna_keras_hpo.samplers import DistributedGridSampler
 from optuna_keras_hpo.storage import StorageConnectionError, make_storage
 from tests.conftest import build_tiny, reachable_server
 

@@ -1,5 +1,7 @@
-"""Samplers: the BoTorch Gaussian-process sampler, and the grid of a declared search space."""
+"""Samplers: the BoTorch Gaussian-process sampler, the grid sampler for parallel workers, and the
+grid of a declared search space."""
 
+from optuna_keras_hpo.samplers._distributed_grid import DistributedGridSampler
 from optuna_keras_hpo.samplers._gp.sampler import GaussianProcessSampler
 from optuna_keras_hpo.samplers._grid import (
     DEFAULT_INITIAL_POINTS,
@@ -12,6 +14,7 @@ from optuna_keras_hpo.samplers._named import SAMPLER_NAMES, make_sampler
 
 __all__ = [
     "DEFAULT_INITIAL_POINTS",
+    "DistributedGridSampler",
     "SAMPLER_NAMES",
     "GaussianProcessSampler",
     "default_num_initial_points",

@@ -22,7 +22,7 @@ def make_sampler(name: str, seed: int | None = None, *, n_startup_trials: int | 
     """The sampler called ``name``: this project's GP sampler with that acquisition, Optuna's
     TPE (a "constant liar": other workers' running trials count as bad results, so parallel
     workers do not all propose the same region), random search, or a grid over ``grid``
-    (:class:`~optuna_keras_hpo.distributed.DistributedGridSampler`: one order for all workers).
+    (:class:`~optuna_keras_hpo.samplers.DistributedGridSampler`: one order for all workers).
     ``n_startup_trials`` is the initial design's size (default: each sampler's own)."""
     if name.startswith("gp-") and name in SAMPLER_NAMES:
         from optuna_keras_hpo.samplers._gp.sampler import GaussianProcessSampler
@@ -38,7 +38,7 @@ def make_sampler(name: str, seed: int | None = None, *, n_startup_trials: int | 
         if not grid:
             raise ValueError(f"grid={grid!r}; the grid sampler needs a search space: "
                              "a dict of parameter name -> list of values.")
-        from optuna_keras_hpo.distributed import DistributedGridSampler
+        from optuna_keras_hpo.samplers._distributed_grid import DistributedGridSampler
 
         return DistributedGridSampler(grid, seed=seed)
     raise ValueError(f"sampler={name!r}; expected one of {list(SAMPLER_NAMES)}.")
