@@ -21,6 +21,8 @@ REFUSED_ATTR = "okh:not_run"
 """Set (to the trial's number) on a trial refused at admission."""
 GRID_FULL_ATTR = "okh:grid_full"
 """The grid had no free point when this trial was created."""
+WORKER_DIED_ATTR = "okh:worker_died"
+"""Set on a trial failed because its worker process died (its place and its point are free)."""
 
 # -- study system attributes -------------------------------------------------------------------
 SPACE_ATTR = "okh:search_space"

@@ -28,9 +28,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from optuna_keras_hpo.attrs import FAIL_REASON_ATTR
 from optuna_keras_hpo.samplers import SAMPLER_NAMES, make_sampler
+from optuna_keras_hpo.storage import DEFAULT_HEARTBEAT_INTERVAL
 
-DEFAULT_HEARTBEAT_INTERVAL = 60
 GRID_ATTRIBUTE = "SEARCH_SPACE"
 
 
@@ -98,17 +99,17 @@ def run_worker(args: argparse.Namespace) -> int:
         raise ValueError(f"--grid is given with --sampler={args.sampler!r}; expected "
                          "--sampler grid.")
     sampler = make_sampler(args.sampler, args.seed, grid=grid)
-    journal = storage_lib.is_journal_url(args.storage)
+    journal = not storage_lib.supports_heartbeats(args.storage)  # journal files, Redis
     heartbeat = args.heartbeat_interval
     if heartbeat is None and not journal:
         heartbeat = DEFAULT_HEARTBEAT_INTERVAL
         if args.grace_period is not None and args.grace_period <= heartbeat:
             heartbeat = max(1, args.grace_period // 2)  # a short --grace-period alone
-    if journal and (args.grace_period is not None or args.max_retry is not None):
+    if journal and args.grace_period is not None:
         raise ValueError(
-            f"--grace-period/--max-retry with --storage={args.storage!r}: journal files keep no "
-            "heartbeats (Optuna 5), so dead workers' trials cannot be detected or retried; use "
-            "a PostgreSQL/MySQL storage for that."
+            f"--grace-period with --storage={args.storage!r}: journal files and Redis keep no "
+            "heartbeats (Optuna 5), so only dead workers of this host are detected (at once); "
+            "use a PostgreSQL/MySQL storage for heartbeats."
         )
     sqlite = storage_lib.is_sqlite(args.storage)
     if sqlite:
@@ -116,9 +117,10 @@ def run_worker(args: argparse.Namespace) -> int:
             f"worker --storage={args.storage!r} is a SQLite database, and workers are meant to "
             "run side by side."
         )
+    max_retry = storage_lib.DEFAULT_MAX_RETRY if args.max_retry is None else args.max_retry
     storage = storage_lib.make_storage(
         args.storage, heartbeat_interval=heartbeat, grace_period=args.grace_period,
-        max_retry=storage_lib.DEFAULT_MAX_RETRY if args.max_retry is None else args.max_retry,
+        max_retry=max_retry,
         connect_timeout=_connect_timeout(args),
     )
     study = storage_lib.open_study(storage, args.study, args.direction)
@@ -128,7 +130,13 @@ def run_worker(args: argparse.Namespace) -> int:
 
     def admitted_objective(trial: optuna.Trial) -> Any:
         budget.admit(study, trial)
-        return objective(trial)
+        try:
+            return objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:  # kept with the trial (a dead worker's trial has no reason)
+            trial.set_user_attr(FAIL_REASON_ATTR, f"{type(error).__name__}: {error}")
+            raise
 
     failures = 0
     ran = 0
@@ -158,7 +166,8 @@ def run_worker(args: argparse.Namespace) -> int:
         def exhausted(trials):
             return not sampler.free_grid_ids(trials)
 
-    distributed.run_until_budget(study, run_one, budget, exhausted=exhausted, sqlite=sqlite)
+    distributed.run_until_budget(study, run_one, budget, exhausted=exhausted, sqlite=sqlite,
+                                 max_retry=max_retry)
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     print(f"worker {distributed.worker_id()}: ran {ran} trials; study {args.study!r} has "
           f"{complete} COMPLETE trials (--max-trials={args.max_trials}).", file=sys.stderr)

@@ -40,7 +40,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_keras_hpo import storage as storage_lib
-from optuna_keras_hpo.attrs import FAIL_REASON_ATTR, GRID_FULL_ATTR, REFUSED_ATTR, WORKER_ATTR
+from optuna_keras_hpo.attrs import (
+    FAIL_REASON_ATTR,
+    GRID_FULL_ATTR,
+    REFUSED_ATTR,
+    WORKER_ATTR,
+    WORKER_DIED_ATTR,
+)
 
 _IN_FLIGHT = (TrialState.RUNNING, TrialState.WAITING)
 _MAX_REFUSALS_IN_A_ROW = 50
@@ -55,6 +61,45 @@ class TrialNotRun(RuntimeError):
 def worker_id() -> str:
     """``host:pid`` of this process."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def died(trial: FrozenTrial) -> bool:
+    """Whether the trial failed because its worker died (found by the process check or by a
+    missing heartbeat): it holds no place in the budget and no grid point."""
+    return trial.state == TrialState.FAIL and (
+        bool(trial.system_attrs.get(WORKER_DIED_ATTR))
+        or FAIL_REASON_ATTR not in trial.user_attrs  # failed by Optuna's stale-trial check
+    )
+
+
+def fail_dead_local_trials(study: optuna.Study, trials: list[FrozenTrial],
+                           max_retry: int = 0) -> int:
+    """Fail the RUNNING trials whose worker was a process of this host that is gone (killed,
+    crashed, out of memory): at once, whatever the storage and without waiting for a heartbeat
+    grace period. With ``max_retry``, each is queued again with its parameters (Optuna's
+    ``RetryHeartbeatStaleTrialCallback``, as after a missing heartbeat). Returns how many."""
+    me = worker_id()
+    failed = 0
+    for t in trials:
+        owner = t.user_attrs.get(WORKER_ATTR)
+        if t.state != TrialState.RUNNING or not isinstance(owner, str) or owner == me:
+            continue
+        if _process_state(owner) != "dead":
+            continue
+        storage = study._storage
+        try:
+            storage.set_trial_user_attr(
+                t._trial_id, FAIL_REASON_ATTR,
+                f"Its worker {owner} died during the trial (the process is gone).")
+            storage.set_trial_system_attr(t._trial_id, WORKER_DIED_ATTR, True)
+            storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except RuntimeError:  # optuna's UpdateFinishedTrialError: another worker failed it
+            continue
+        _logger.warning("Study %r: trial %d failed: its worker %s died.", study.study_name,
+                        t.number, owner)
+        failed += 1
+        storage_lib.RetryDeadWorkerTrial(max_retry)(study, storage.get_trial(t._trial_id))
+    return failed
 
 
 def refused(trial: FrozenTrial) -> bool:
@@ -148,6 +193,7 @@ def run_until_budget(
     *,
     exhausted: Callable[[list[FrozenTrial]], bool] | None = None,
     sqlite: bool = False,
+    max_retry: int = 0,
 ) -> None:
     """Run trials until ``budget`` is met in the study as a whole (see the module docstring).
 
@@ -160,6 +206,8 @@ def run_until_budget(
             (a grid whose every point is taken); WAITING trials are still run.
         sqlite: The storage is SQLite: warn (:class:`SQLiteConcurrencyWarning`) when another
             live process runs trials of the study.
+        max_retry: Times a trial whose worker died on this host is queued again
+            (:func:`fail_dead_local_trials`).
     """
     heartbeats = heartbeats_enabled(study)
     poll = _poll_interval(study) if heartbeats else 0.0
@@ -171,6 +219,8 @@ def run_until_budget(
     unstarted_since: dict[int, float] = {}
     while True:
         trials = study.get_trials(deepcopy=False)
+        if fail_dead_local_trials(study, trials, max_retry):
+            continue  # read the trials again: places (and retries) have changed
         if sqlite and not warned and _other_live_process(trials, me):
             storage_lib.warn_sqlite_concurrency(
                 f"Study {study.study_name!r} is in SQLite and another process is running its "
@@ -242,6 +292,7 @@ def _fail_unstarted_zombies(study: optuna.Study, trials: list[FrozenTrial],
             study._storage.set_trial_user_attr(
                 trial_id, FAIL_REASON_ATTR,
                 f"Its worker died while the trial was being created (no heartbeat for {grace} s).")
+            study._storage.set_trial_system_attr(trial_id, WORKER_DIED_ATTR, True)
             study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
             _logger.warning("Study %r: trial %d failed: its worker died while creating it.",
                             study.study_name, trial.number)
@@ -264,19 +315,23 @@ def _poll_interval(study: optuna.Study) -> float:
 
 def _other_live_process(trials: list[FrozenTrial], me: str) -> bool:
     """A RUNNING trial of another process that is alive (on this host), or of another host."""
-    host = socket.gethostname()
-    for t in trials:
-        owner = t.user_attrs.get(WORKER_ATTR)
-        if t.state != TrialState.RUNNING or not isinstance(owner, str) or owner == me:
-            continue
-        owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host:
-            return True
-        try:
-            os.kill(int(pid), 0)
-            return True
-        except (ValueError, ProcessLookupError):
-            continue  # a crashed run's trial, not a concurrent one
-        except PermissionError:
-            return True
-    return False
+    return any(t.state == TrialState.RUNNING and isinstance(t.user_attrs.get(WORKER_ATTR), str)
+               and t.user_attrs[WORKER_ATTR] != me
+               and _process_state(t.user_attrs[WORKER_ATTR]) != "dead" for t in trials)
+
+
+def _process_state(owner: str) -> str:
+    """``"dead"``, ``"alive"`` (a process of this host) or ``"unknown"`` (another host's, or an
+    unreadable worker id) for a ``host:pid`` worker id."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return "unknown"
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, OverflowError):
+        return "unknown"
+    except ProcessLookupError:
+        return "dead"
+    except PermissionError:
+        return "alive"
+    return "alive"

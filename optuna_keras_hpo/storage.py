@@ -50,6 +50,12 @@ JOURNAL_SCHEME = "journal://"
 JOURNAL_SUFFIX = ".log"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_MAX_RETRY = 3
+# Heartbeats (RDB storages, SQLite included, on by default): a trial whose worker stopped
+# sending them for DEFAULT_GRACE_PERIOD seconds is failed. Optuna's documentation suggests 60 s;
+# a dead worker on the same host as a live one is found at once (its process is gone), so the
+# grace period bounds only the detection of other hosts' dead workers. docs/distributed.md has
+# the measured cost.
+DEFAULT_HEARTBEAT_INTERVAL = 60
 # Per process: the main thread and the heartbeat thread hold at most two connections at once;
 # a few spare ones, and connections are checked (pre-ping) and renewed before servers or
 # firewalls drop them when idle.
@@ -79,6 +85,44 @@ class StorageConnectionError(ConnectionError):
 
 class SQLiteConcurrencyWarning(UserWarning):
     """A SQLite study is used by several processes at once."""
+
+
+class RetryDeadWorkerTrial:
+    """Queue a trial whose worker died again, with its parameters, up to ``max_retry`` times
+    (the heartbeat stale-trial callback, and the process check's).
+
+    As Optuna's ``RetryHeartbeatStaleTrialCallback`` (the copy keeps the trial's system
+    attributes, so its grid point, and records ``failed_trial`` and ``retry_history``), except
+    that ``max_retry=0`` queues nothing (Optuna's queues one retry) and that the copy does not
+    inherit the dead run's ``fail_reason``, ``worker`` and died marker.
+    """
+
+    def __init__(self, max_retry: int) -> None:
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from optuna_keras_hpo.attrs import (
+            FAIL_REASON_ATTR,
+            REFUSED_ATTR,
+            WORKER_ATTR,
+            WORKER_DIED_ATTR,
+        )
+
+        history = list(trial.system_attrs.get("retry_history", []))
+        if len(history) >= self.max_retry:
+            return
+        system_attrs = {k: v for k, v in trial.system_attrs.items()
+                        if k not in (WORKER_DIED_ATTR, REFUSED_ATTR)}
+        system_attrs["failed_trial"] = system_attrs.get("failed_trial", trial.number)
+        system_attrs["retry_history"] = [*history, trial.number]
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={k: v for k, v in trial.user_attrs.items()
+                        if k not in (FAIL_REASON_ATTR, WORKER_ATTR)},
+            system_attrs=system_attrs,
+        ))
 
 
 def project_dir(directory: str | os.PathLike | None, project_name: str) -> Path:
@@ -112,6 +156,14 @@ def is_journal_url(storage: Any) -> bool:
 def is_redis_url(storage: Any) -> bool:
     """Whether ``storage`` is a Redis URL (a journal on a Redis server)."""
     return isinstance(storage, str) and storage.split("://", 1)[0] in _REDIS_SCHEMES
+
+
+def supports_heartbeats(storage: Any) -> bool:
+    """Whether heartbeats can be recorded in ``storage``: a URL of an RDB storage (SQLite,
+    PostgreSQL, MySQL); not journal files or Redis (Optuna 5 keeps none there), and not a storage
+    object (its heartbeats are configured on the object)."""
+    return isinstance(storage, str) and "://" in storage and not is_journal_url(storage) \
+        and not is_redis_url(storage)
 
 
 def is_sqlite(storage: Any) -> bool:
@@ -333,11 +385,7 @@ def _rdb_storage(url, heartbeat_interval, grace_period, max_retry, connect_timeo
     kwargs.update(engine_kwargs)
     _probe(url, parsed, kwargs.get("connect_args", {}), connect_timeout)
 
-    callback = None
-    if heartbeat_interval is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    callback = RetryDeadWorkerTrial(max_retry) if heartbeat_interval is not None else None
     for attempt in range(_SCHEMA_ATTEMPTS):
         try:
             with warnings.catch_warnings():

@@ -78,12 +78,17 @@ class Tuner:
             ``overwrite=False``) share the study and its ``max_trials``: KerasTuner's chief/worker
             mode without a chief (see docs/distributed.md).
         study_name: Default ``project_name``.
-        heartbeat_interval: Seconds between heartbeats of a running trial (database storages
-            given as a URL). With it, a trial whose process died is marked FAIL after
-            ``grace_period`` seconds without a heartbeat and run again (same hyperparameters) by
-            the next worker, up to ``max_retry`` times. Default None: no heartbeats.
+        heartbeat_interval: Seconds between heartbeats of a running trial. Default ``"auto"``:
+            60 s on the storages that record heartbeats (SQLite, PostgreSQL, MySQL given as a
+            URL, the default included), none elsewhere (journal files, Redis, storage objects);
+            None: no heartbeats. A trial whose worker stopped sending them for
+            ``grace_period`` seconds is failed, its place in ``max_trials`` freed. Whatever the
+            storage, a trial whose worker was a process of this host that is gone (killed,
+            out of memory) is failed at once by the next search or worker on this host.
         grace_period: Default ``2 * heartbeat_interval``.
-        max_retry: Times a dead worker's trial is run again (default 3; used with heartbeats).
+        max_retry: Times the trial of a dead worker is run again with the same hyperparameters
+            (a grid point whose worker died is run again anyway); default
+            ``max_retries_per_trial``.
         artifact_store: Where trained models go (an Optuna artifact store); default a
             ``FileSystemArtifactStore`` at ``{directory}/{project_name}/artifacts``.
         hyperparameters: A :class:`HyperParameters` overriding declarations (``Fixed`` values, or
@@ -117,9 +122,9 @@ class Tuner:
         pruner: optuna.pruners.BasePruner | None = None,
         storage: str | optuna.storages.BaseStorage | None = None,
         study_name: str | None = None,
-        heartbeat_interval: int | None = None,
+        heartbeat_interval: int | str | None = "auto",
         grace_period: int | None = None,
-        max_retry: int = storage_lib.DEFAULT_MAX_RETRY,
+        max_retry: int | None = None,
         artifact_store: Any = None,
         hyperparameters: HyperParameters | None = None,
         tune_new_entries: bool = True,
@@ -202,9 +207,20 @@ class Tuner:
             storage = storage_lib.default_storage_url(Path(self.project_dir))
         self.study_name = study_name or self.project_name
         self._sqlite = storage_lib.is_sqlite(storage)
+        if heartbeat_interval == "auto":
+            heartbeat_interval = (storage_lib.DEFAULT_HEARTBEAT_INTERVAL
+                                  if storage_lib.supports_heartbeats(storage) else None)
+            if grace_period is not None and heartbeat_interval is not None \
+                    and grace_period <= heartbeat_interval:
+                heartbeat_interval = max(1, grace_period // 2)  # a short grace_period alone
+        elif isinstance(heartbeat_interval, str):
+            raise ValueError(f"heartbeat_interval={heartbeat_interval!r}; expected 'auto', a "
+                             "number of seconds or None.")
+        self.heartbeat_interval = heartbeat_interval
+        self.max_retry = max_retries_per_trial if max_retry is None else max_retry
         self.study = storage_lib.open_study(
             storage_lib.make_storage(storage, heartbeat_interval=heartbeat_interval,
-                                     grace_period=grace_period, max_retry=max_retry),
+                                     grace_period=grace_period, max_retry=self.max_retry),
             self.study_name,
             "minimize" if isinstance(self.objective, DefaultObjective)
             else self.objective.optuna_directions if isinstance(self.objective, ParetoObjective)
@@ -344,7 +360,7 @@ class Tuner:
             self.on_search_begin()
             distributed.run_until_budget(
                 self.study, run_one, budget, exhausted=self._search_exhausted,
-                sqlite=self._sqlite,
+                sqlite=self._sqlite, max_retry=self.max_retry,
             )
             self.on_search_end()
         finally:

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from optuna_keras_hpo._validation import check_int
-from optuna_keras_hpo.distributed import refused
+from optuna_keras_hpo.distributed import died, refused
 from optuna_keras_hpo.hyperparameters import Fixed
 from optuna_keras_hpo.pruning import hyperband_pruner
 from optuna_keras_hpo.samplers import (
@@ -231,10 +231,10 @@ def _fixed_values(tuner: Tuner) -> dict[str, Any]:
 
 def _taken_points(trials: list[optuna.trial.FrozenTrial]) -> set[frozenset]:
     """The configurations that trials hold (finished in any state, running or queued; not the
-    trials refused at admission)."""
+    trials refused at admission, nor those whose worker died)."""
     taken = set()
     for t in trials:
-        if not refused(t):
+        if not refused(t) and not died(t):
             taken.add(frozenset(t.params.items()))
             taken.add(frozenset(t.system_attrs.get("fixed_params", {}).items()))
     return taken

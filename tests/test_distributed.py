@@ -278,8 +278,10 @@ def test_a_tuner_warns_when_another_process_runs_its_sqlite_study(tiny_data, tmp
     from optuna_keras_hpo.storage import SQLiteConcurrencyWarning
 
     x, y, xv, yv = tiny_data
+    # Without heartbeats, the search ends when only another live process's trial is left
+    # (with them, it would wait for that trial, which might die and need replacing).
     tuner = kt.RandomSearch(build_tiny, objective="val_accuracy", max_trials=2,
-                            directory=tmp_path, project_name="p", seed=0)
+                            directory=tmp_path, project_name="p", seed=0, heartbeat_interval=None)
     other = tuner.study.ask()  # a trial of another live process (pytest's parent)
     other.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getppid()}")
     with pytest.warns(SQLiteConcurrencyWarning, match="another process.*PostgreSQL or MySQL"):

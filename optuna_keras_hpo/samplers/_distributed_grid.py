@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from optuna_keras_hpo.attrs import GRID_FULL_ATTR
-from optuna_keras_hpo.distributed import refused
+from optuna_keras_hpo.distributed import died, refused
 
 
 class DistributedGridSampler(optuna.samplers.GridSampler):
@@ -66,11 +66,11 @@ class DistributedGridSampler(optuna.samplers.GridSampler):
                 pass  # ask-and-tell: there is no optimize loop to stop
 
     def free_grid_ids(self, trials: Sequence[FrozenTrial]) -> list[int]:
-        """Grid ids no trial of this grid holds (any state; trials refused at admission hold
-        none, and a failed point is not run again, as in Optuna)."""
+        """Grid ids no trial of this grid holds (any state; trials refused at admission or
+        whose worker died hold none, and a failed point is not run again, as in Optuna)."""
         taken = {
             t.system_attrs["grid_id"] for t in trials
-            if "grid_id" in t.system_attrs and not refused(t)
+            if "grid_id" in t.system_attrs and not refused(t) and not died(t)
             and not t.system_attrs.get(GRID_FULL_ATTR)
             and self._same_search_space(t.system_attrs.get("search_space", {}))
         }

@@ -1,0 +1,101 @@
+"""Kills with the default settings: a worker killed with SIGKILL mid-trial loses nothing and
+leaves nothing stuck. Real processes, the real default SQLite study, real database servers."""
+
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_keras_hpo.attrs import FAIL_REASON_ATTR, WORKER_ATTR
+from optuna_keras_hpo.storage import default_storage_url, make_storage
+from tests.test_distributed import finish, start, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = [sys.executable, str(ROOT / "tests" / "default_tuner_script.py")]
+
+
+def _epochs_begun(markers: Path, pid: int) -> int:
+    return len(list(markers.glob(f"{pid}-*")))
+
+
+def _assert_exactly(trials, max_trials: int, killed_pid: int) -> None:
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == max_trials, states
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states, states
+    killed = [t for t in trials if t.user_attrs.get(WORKER_ATTR, "").endswith(f":{killed_pid}")
+              and t.state != TrialState.COMPLETE]
+    assert [t.state for t in killed] == [TrialState.FAIL]
+    assert "died during the trial" in killed[0].user_attrs[FAIL_REASON_ATTR]
+
+
+def test_a_killed_single_process_search_reruns_to_exactly_max_trials(tmp_path):
+    """The default SQLite study; the script is killed in its third trial and run again."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    args = [*SCRIPT, "-", "defaults", str(tmp_path), "0", "5"]
+    first = start(args, tmp_path / "first.log", OKH_MARKERS=str(markers), OKH_SLEEP="0.3")
+    try:  # 2 epochs a trial: the fifth epoch is the third trial's
+        wait_for(lambda: _epochs_begun(markers, first.pid) >= 5, 120,
+                 f"the third trial; log:\n{tmp_path / 'first.log'}")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    started = time.monotonic()
+    again = start(args, tmp_path / "again.log", OKH_MARKERS=str(markers), OKH_SLEEP="0")
+    finish(again, tmp_path / "again.log", timeout=120)
+    # The dead trial was failed at once: no heartbeat grace period (60 s by default) waited.
+    assert time.monotonic() - started < 50
+    storage = make_storage(default_storage_url(tmp_path / "defaults"))
+    _assert_exactly(optuna.load_study(study_name="defaults", storage=storage).trials, 5,
+                    first.pid)
+
+
+def test_three_default_workers_one_killed_finish_exactly_max_trials(server_url, tmp_path):
+    """Three processes run the default-settings script on one study with a plain URL
+    (postgresql://, mysql://); one is killed with SIGKILL in its first trial."""
+    name = f"okh-{uuid.uuid4().hex[:10]}"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    logs = [tmp_path / f"w{i}.log" for i in range(3)]
+    try:
+        victim = start([*SCRIPT, server_url, name, str(tmp_path), "0", "9"], logs[0],
+                       OKH_MARKERS=str(markers), OKH_SLEEP="120")
+        try:
+            wait_for(lambda: _epochs_begun(markers, victim.pid) >= 1, 120,
+                     f"the victim's trial; log:\n{logs[0]}")
+            others = [start([*SCRIPT, server_url, name, str(tmp_path), str(i), "9"], logs[i],
+                            OKH_MARKERS=str(markers), OKH_SLEEP="0.1") for i in (1, 2)]
+            wait_for(lambda: all(_epochs_begun(markers, p.pid) >= 1 for p in others), 120,
+                     "the other workers' trials")
+        finally:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+        for process, log in zip(others, logs[1:], strict=True):
+            finish(process, log, timeout=240)
+        trials = optuna.load_study(study_name=name, storage=make_storage(server_url)).trials
+        _assert_exactly(trials, 9, victim.pid)
+    finally:
+        try:
+            optuna.delete_study(study_name=name, storage=make_storage(server_url))
+        except KeyError:
+            pass
+
+
+@pytest.mark.parametrize("url", ["journal", "sqlite"])
+def test_a_file_storage_tuner_defaults_to_the_process_check(url, tmp_path):
+    """Heartbeats where the storage records them (SQLite: 60 s), none on a journal file."""
+    import optuna_keras_hpo.keras_tuner as kt
+    from tests.conftest import build_tiny
+
+    storage = (f"journal:///{tmp_path / 's.log'}" if url == "journal"
+               else f"sqlite:///{tmp_path / 's.db'}")
+    tuner = kt.RandomSearch(build_tiny, objective="val_loss", storage=storage,
+                            study_name="s", directory=tmp_path)
+    interval = getattr(tuner.study._storage, "get_heartbeat_interval", lambda: None)()
+    assert tuner.heartbeat_interval == interval == (None if url == "journal" else 60)
+    assert tuner.max_retry == 0  # max_retries_per_trial's default
