@@ -15,6 +15,10 @@ BEST_EPOCH_ATTR = "best_epoch"
 """The epoch at which the objective was best."""
 WORKER_ATTR = "worker"
 """``host:pid`` of the process that ran the trial."""
+MODEL_ERROR_ATTR = "model_error"
+"""Why the trained model could not be saved (the trial keeps its score)."""
+CONSTRAINTS_ERROR_ATTR = "constraints_error"
+"""Why the ``constraints`` function failed (the trial keeps its score, without constraints)."""
 
 # -- trial system attributes -------------------------------------------------------------------
 REFUSED_ATTR = "okh:not_run"

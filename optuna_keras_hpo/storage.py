@@ -508,6 +508,37 @@ def _connection_error(url: str, parsed, timeout: float, error: BaseException | N
     )
 
 
+class TrackedStudy(optuna.Study):
+    """An Optuna study whose ``ask`` remembers the trial it handed out (``asked_trial_id``) and,
+    when the sampler raises while the trial is created (``before_trial``), records the error in
+    the trial's ``fail_reason`` and fails it, instead of leaving it RUNNING for ever.
+
+    ``ask`` is Optuna's own, with the creation guarded (it pops a WAITING trial or creates one,
+    then builds the ``Trial``, where the sampler's ``before_trial`` runs).
+    """
+
+    asked_trial_id: int | None = None
+
+    def ask(self, fixed_distributions=None) -> optuna.Trial:
+        if fixed_distributions:
+            return super().ask(fixed_distributions)
+        self._thread_local.cached_all_trials = None
+        trial_id = self._pop_waiting_trial_id()
+        if trial_id is None:
+            trial_id = self._storage.create_new_trial(self._study_id)
+        self.asked_trial_id = trial_id
+        try:
+            return optuna.Trial(self, trial_id)
+        except BaseException as error:
+            from optuna_keras_hpo.attrs import FAIL_REASON_ATTR
+
+            self._storage.set_trial_user_attr(
+                trial_id, FAIL_REASON_ATTR,
+                f"The sampler failed as the trial was created: {type(error).__name__}: {error}")
+            self._storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+            raise
+
+
 def open_study(
     storage: optuna.storages.BaseStorage,
     study_name: str,
@@ -534,7 +565,7 @@ def open_study(
             f"{found}, but the objective asks for {list(directions)}; use another study_name "
             "or overwrite=True."
         )
-    return study
+    return TrackedStudy(study_name=study_name, storage=study._storage)
 
 
 def reset_project(project: Path) -> None:

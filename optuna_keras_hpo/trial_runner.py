@@ -18,13 +18,21 @@ import copy
 import math
 import os
 import tempfile
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.artifacts import upload_artifact
 
 from optuna_keras_hpo import distributed
-from optuna_keras_hpo.attrs import BEST_EPOCH_ATTR, FAIL_REASON_ATTR, HP_VALUES_ATTR, MODEL_ATTR
+from optuna_keras_hpo.attrs import (
+    BEST_EPOCH_ATTR,
+    CONSTRAINTS_ERROR_ATTR,
+    FAIL_REASON_ATTR,
+    HP_VALUES_ATTR,
+    MODEL_ATTR,
+    MODEL_ERROR_ATTR,
+)
 from optuna_keras_hpo.errors import FailedTrialError, FatalError
 from optuna_keras_hpo.hyperparameters import HyperParameters, TrialHyperParameters
 from optuna_keras_hpo.objective import (
@@ -61,13 +69,11 @@ class TrialRunner:
 
     def __init__(self, tuner: Tuner) -> None:
         self.tuner = tuner
-        self.last_trial_id: int | None = None
 
     # -- the Optuna objective ----------------------------------------------------------------
     def objective(self, trial: optuna.Trial, fit_args: tuple, fit_kwargs: dict,
                   budget: distributed.TrialBudget | None = None) -> float | tuple[float, ...]:
         tuner = self.tuner
-        self.last_trial_id = trial._trial_id
         if budget is not None:
             budget.admit(tuner.study, trial)
         tuner.on_trial_begin(tuner._view(tuner.study._storage.get_trial(trial._trial_id)))
@@ -175,8 +181,11 @@ class TrialRunner:
         if converted[0][1] is not None:
             trial.set_user_attr(BEST_EPOCH_ATTR, converted[0][1])
         if tuner.constraints is not None:
-            for name, value in tuner.constraints(dict(metrics)).items():
-                trial.set_constraint(name, value)
+            try:
+                for name, value in tuner.constraints(dict(metrics)).items():
+                    trial.set_constraint(name, value)
+            except Exception as error:  # the trained trial keeps its score
+                _keep_error(trial, CONSTRAINTS_ERROR_ATTR, "the constraints function", error)
         if isinstance(objective, ParetoObjective):
             values = objective.values(metrics)
             if not all(map(math.isfinite, values)):
@@ -195,14 +204,28 @@ class TrialRunner:
         return score
 
     def save_model(self, trial: optuna.Trial, model) -> None:
-        """The model as a ``.keras`` artifact of the trial (its id in ``model_artifact_id``)."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"trial_{trial.number}.keras")
-            model.save(path)
-            artifact_id = upload_artifact(
-                artifact_store=self.tuner.artifact_store, file_path=path, study_or_trial=trial
-            )
+        """The model as a ``.keras`` artifact of the trial (its id in ``model_artifact_id``). A
+        failure (a full disk, an unreachable artifact store, a model Keras cannot save) is kept
+        in ``model_error`` and warned about: the trained trial keeps its score."""
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, f"trial_{trial.number}.keras")
+                model.save(path)
+                artifact_id = upload_artifact(
+                    artifact_store=self.tuner.artifact_store, file_path=path,
+                    study_or_trial=trial,
+                )
+        except Exception as error:
+            _keep_error(trial, MODEL_ERROR_ATTR, "saving the model", error)
+            return
         trial.set_user_attr(MODEL_ATTR, artifact_id)
+
+
+def _keep_error(trial: optuna.Trial, attr: str, what: str, error: Exception) -> None:
+    message = f"{type(error).__name__}: {error}"
+    trial.set_user_attr(attr, message)
+    warnings.warn(f"Trial {trial.number}: {what} failed ({message}); the trial keeps its score "
+                  f"(user attribute {attr!r}).", RuntimeWarning, stacklevel=3)
 
 
 # -- the callbacks a trial's fit gets ----------------------------------------------------------

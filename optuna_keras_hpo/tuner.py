@@ -36,6 +36,7 @@ from optuna_keras_hpo.attrs import (  # noqa: F401 (the attribute names, importa
     FAIL_REASON_ATTR,
     HP_VALUES_ATTR,
     MODEL_ATTR,
+    MODEL_ERROR_ATTR,
 )
 from optuna_keras_hpo.errors import FatalError
 from optuna_keras_hpo.hypermodel import HyperModel, as_hypermodel
@@ -326,11 +327,12 @@ class Tuner:
 
         def run_one() -> bool:
             nonlocal failures
+            self.pre_create_trial()
+            self._sync_space()
+            if not self._prepare_trial():
+                return False  # no configuration left to start (other workers took them)
+            self.study.asked_trial_id = None
             try:
-                self.pre_create_trial()
-                self._sync_space()
-                if not self._prepare_trial():
-                    return False  # no configuration left to start (other workers took them)
                 self.study.optimize(
                     lambda t: self._runner.objective(t, fit_args, fit_kwargs, budget), n_trials=1
                 )
@@ -341,7 +343,9 @@ class Tuner:
                 raise
             except OversizedModel:
                 pass  # recorded FAIL; not a crash, so not counted as one
-            except Exception as error:  # recorded FAIL by Optuna; the search goes on
+            except Exception as error:  # recorded FAIL (by Optuna, or at ask); the search goes on
+                if self.study.asked_trial_id is None:
+                    raise  # no trial was created: the storage failed
                 failures += 1
                 limit = self.max_consecutive_failed_trials
                 if limit is not None and failures >= limit:
@@ -350,7 +354,7 @@ class Tuner:
                         f"{limit}). The last one failed with {type(error).__name__}: {error}"
                     ) from error
             # The trial this process ran, read alone (study.trials would read and copy all).
-            last = self._view(self.study._storage.get_trial(self._runner.last_trial_id))
+            last = self._view(self.study._storage.get_trial(self.study.asked_trial_id))
             if verbose:
                 print_trial_report(last, self.objective, self.oracle.get_best_trials(1), start)
             self.on_trial_end(last)
@@ -452,9 +456,11 @@ class Tuner:
 
         artifact_id = trial.frozen_trial.user_attrs.get(MODEL_ATTR)
         if artifact_id is None:
+            error = trial.frozen_trial.user_attrs.get(MODEL_ERROR_ATTR)
             raise ValueError(
-                f"Trial {trial.trial_id} has no saved model (a custom run_trial that does not "
-                "build through the tuner saves none)."
+                f"Trial {trial.trial_id} has no saved model: "
+                + (f"saving it failed ({error})." if error else "a custom run_trial that does "
+                   "not build through the tuner saves none.")
             )
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.keras")

@@ -99,3 +99,74 @@ def test_a_file_storage_tuner_defaults_to_the_process_check(url, tmp_path):
     interval = getattr(tuner.study._storage, "get_heartbeat_interval", lambda: None)()
     assert tuner.heartbeat_interval == interval == (None if url == "journal" else 60)
     assert tuner.max_retry == 0  # max_retries_per_trial's default
+
+
+# -- errors on the trial's path: recorded, nothing left RUNNING -----------------------------------
+class SamplerFailingAtTrial(optuna.samplers.RandomSampler):
+    """Raises in ``before_trial`` (inside ``study.ask``) for the trials numbered in ``fail``."""
+
+    def __init__(self, fail: set[int]):
+        super().__init__(seed=0)
+        self.fail = fail
+
+    def before_trial(self, study, trial):
+        if trial.number in self.fail:
+            raise RuntimeError(f"sampler broke at trial {trial.number}")
+        super().before_trial(study, trial)
+
+
+@pytest.mark.parametrize("failing", [{0}, {1}])
+def test_a_sampler_error_in_ask_fails_that_trial_and_the_search_goes_on(failing, tiny_data,
+                                                                        tmp_path):
+    import optuna_keras_hpo.keras_tuner as kt
+    from tests.conftest import build_tiny
+
+    x, y, xv, yv = tiny_data
+    ended = []
+    tuner = kt.Tuner(build_tiny, objective="val_loss", max_trials=3,
+                     sampler=SamplerFailingAtTrial(failing), directory=tmp_path,
+                     project_name=f"ask{min(failing)}", overwrite=True)
+    tuner.on_trial_end = ended.append
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=1)
+    trials = tuner.study.trials
+    bad = min(failing)
+    assert trials[bad].state == TrialState.FAIL
+    assert "sampler broke at trial" in trials[bad].user_attrs[FAIL_REASON_ATTR]
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 3
+    assert TrialState.RUNNING not in [t.state for t in trials]
+    # on_trial_end once per trial, the failed one included, in order
+    assert [t.trial_id for t in ended] == [f"{t.number:02d}" for t in trials]
+
+
+def test_failing_constraints_or_model_saving_keep_the_trained_score(tiny_data, tmp_path):
+    import optuna_keras_hpo.keras_tuner as kt
+    from tests.conftest import build_tiny
+
+    x, y, xv, yv = tiny_data
+
+    class Unwritable:  # an artifact store whose disk is full
+        def write(self, artifact_id, content_body):
+            raise OSError("No space left on device")
+
+        def open_reader(self, artifact_id):
+            raise FileNotFoundError(artifact_id)
+
+        def remove(self, artifact_id):
+            pass
+
+    def constraints(metrics):
+        raise KeyError("val_precision")
+
+    tuner = kt.RandomSearch(build_tiny, objective="val_loss", max_trials=2, seed=0,
+                            artifact_store=Unwritable(), constraints=constraints,
+                            directory=tmp_path, project_name="keep", overwrite=True)
+    with pytest.warns(RuntimeWarning, match="the trial keeps its score"):
+        tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    trials = tuner.study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for t in trials:
+        assert t.value == t.user_attrs["val_loss"]
+        assert "No space left on device" in t.user_attrs["model_error"]
+        assert "val_precision" in t.user_attrs["constraints_error"]
+    with pytest.raises(ValueError, match="saving it failed .*No space left"):
+        tuner.get_best_models(1)
