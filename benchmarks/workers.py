@@ -39,7 +39,7 @@ BARRIER_ENV = "OKH_BENCH_BARRIER"
 SLEEP_ENV = "OKH_BENCH_SLEEP"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STORAGE = os.environ.get(
-    "OKH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    "OKH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 # -- inside each worker process (this file is the objective's module) ---------------------------
@@ -113,18 +113,27 @@ if os.environ.get(BARRIER_ENV):  # a worker: time the samplers
 
 # -- the benchmark --------------------------------------------------------------------------
 def run(storage: str, sampler: str, n_workers: int, trials_per_worker: int, sleep: float,
-        keep: bool) -> dict:
+        keep: bool, heartbeats: str = "on") -> dict:
     import optuna
     from optuna.trial import TrialState
+
+    from optuna_keras_hpo.storage import make_storage
+
+    url = storage
+    storage = make_storage(url)
 
     study_name = f"bench-workers-{uuid.uuid4().hex[:8]}"
     n_trials = n_workers * trials_per_worker
     with tempfile.TemporaryDirectory() as barrier:
         env = {**os.environ, BARRIER_ENV: barrier, SLEEP_ENV: str(sleep),
                "TF_CPP_MIN_LOG_LEVEL": "2"}
-        command = [sys.executable, "-m", "optuna_keras_hpo", "worker", "--storage", storage,
+        command = [sys.executable, "-m", "optuna_keras_hpo", "worker", "--storage", url,
                    "--study", study_name, "--objective", f"{Path(__file__).resolve()}:"
                    "sleep_objective", "--max-trials", str(n_trials), "--sampler", sampler]
+        if heartbeats == "off":
+            command.append("--no-heartbeats")
+        elif heartbeats != "on":  # an interval in seconds
+            command += ["--heartbeat-interval", heartbeats]
         optuna.create_study(study_name=study_name, storage=storage)  # not raced by workers
         logs = [tempfile.TemporaryFile() for _ in range(n_workers)]
         workers = [
@@ -174,7 +183,8 @@ def run(storage: str, sampler: str, n_workers: int, trials_per_worker: int, slee
         optuna.delete_study(study_name=study_name, storage=storage)
     trial_s = statistics.mean(durations)
     return {
-        "sampler": sampler, "workers": n_workers, "trials": n_trials, "wall": wall,
+        "sampler": sampler, "workers": n_workers, "heartbeats": heartbeats,
+        "trials": n_trials, "wall": wall,
         "per_minute": n_trials / wall * 60, "trial_s": trial_s,
         "sampler_ms": 1e3 * statistics.mean(sampler_s),
         "share": statistics.mean(sampler_s) / trial_s,
@@ -185,15 +195,20 @@ def run(storage: str, sampler: str, n_workers: int, trials_per_worker: int, slee
 
 
 def table(rows: list[dict]) -> str:
-    header = ("| sampler | workers | trials | wall s | trials/min | vs 1 worker | trial s | "
-              "sampler ms/trial | sampler share | other overhead ms/trial | gap ms | refused |")
-    lines = [header, "| " + " | ".join(["---"] * 12) + " |"]
-    base = {r["sampler"]: r["per_minute"] for r in rows if r["workers"] == 1}
+    header = ("| sampler | heartbeats | workers | trials | wall s | trials/min | vs 1 worker | "
+              "vs heartbeats off | trial s | sampler ms/trial | sampler share | "
+              "other overhead ms/trial | gap ms | refused |")
+    lines = [header, "| " + " | ".join(["---"] * 14) + " |"]
+    base = {(r["sampler"], r["heartbeats"]): r["per_minute"] for r in rows if r["workers"] == 1}
+    off = {(r["sampler"], r["workers"]): r["per_minute"] for r in rows
+           if r["heartbeats"] == "off"}
     for r in rows:
-        ratio = r["per_minute"] / base[r["sampler"]] if r["sampler"] in base else float("nan")
+        ratio = r["per_minute"] / base.get((r["sampler"], r["heartbeats"]), float("nan"))
+        vs_off = r["per_minute"] / off.get((r["sampler"], r["workers"]), float("nan"))
         lines.append(
-            f"| {r['sampler']} | {r['workers']} | {r['trials']} | {r['wall']:.1f} | "
-            f"{r['per_minute']:.1f} | {ratio:.2f}x | {r['trial_s']:.3f} | "
+            f"| {r['sampler']} | {r['heartbeats']} | {r['workers']} | {r['trials']} | "
+            f"{r['wall']:.1f} | {r['per_minute']:.1f} | {ratio:.2f}x | {vs_off:.2f}x | "
+            f"{r['trial_s']:.3f} | "
             f"{r['sampler_ms']:.1f} | {100 * r['share']:.1f}% | {r['other_ms']:.1f} | "
             f"{r['gap_ms']:.1f} | {r['refused']} |"
         )
@@ -209,15 +224,21 @@ def main() -> None:
                         help="samplers of the worker CLI, comma-separated (default tpe)")
     parser.add_argument("--trials-per-worker", type=int, default=10)
     parser.add_argument("--sleep", type=float, default=1.0, help="objective seconds (1)")
+    parser.add_argument("--heartbeats", default="on",
+                        help="comma-separated: on (the default interval), off, or an interval "
+                             "in seconds; each is run beside the others (default on)")
     parser.add_argument("--markdown", type=Path, help="write the table there (overwritten)")
     parser.add_argument("--keep", action="store_true", help="keep the studies")
     args = parser.parse_args()
     rows = []
     for sampler in args.samplers.split(","):
         for n in (int(w) for w in args.workers.split(",")):
-            row = run(args.storage, sampler, n, args.trials_per_worker, args.sleep, args.keep)
-            rows.append(row)
-            print(f"{sampler} x{n}: {row['per_minute']:.1f} trials/min", file=sys.stderr)
+            for heartbeats in args.heartbeats.split(","):
+                row = run(args.storage, sampler, n, args.trials_per_worker, args.sleep,
+                          args.keep, heartbeats)
+                rows.append(row)
+                print(f"{sampler} x{n} heartbeats {heartbeats}: "
+                      f"{row['per_minute']:.1f} trials/min", file=sys.stderr)
     text = table(rows)
     print(text)
     if args.markdown:

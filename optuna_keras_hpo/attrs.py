@@ -25,6 +25,9 @@ REFUSED_ATTR = "okh:not_run"
 """Set (to the trial's number) on a trial refused at admission."""
 GRID_FULL_ATTR = "okh:grid_full"
 """The grid had no free point when this trial was created."""
+ASKED_BY_ATTR = "okh:asked_by"
+"""``host:pid`` of the process that asked for the trial, written before the sampler runs (so a
+worker killed inside ``ask`` is found by the process check)."""
 WORKER_DIED_ATTR = "okh:worker_died"
 """Set on a trial failed because its worker process died (its place and its point are free)."""
 

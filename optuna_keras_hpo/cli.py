@@ -69,7 +69,9 @@ def add_worker_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--heartbeat-interval", type=_int_at_least(1), default=None,
                         help=f"seconds between heartbeats of a running trial (default "
                              f"{DEFAULT_HEARTBEAT_INTERVAL} on database storages; journal files "
-                             "have none)")
+                             "and Redis have none)")
+    parser.add_argument("--no-heartbeats", action="store_true",
+                        help="record no heartbeats (dead workers of this host are still found)")
     parser.add_argument("--grace-period", type=_int_at_least(1), default=None,
                         help="seconds without heartbeat after which a trial is failed and "
                              "retried (default 2 x --heartbeat-interval)")
@@ -101,7 +103,10 @@ def run_worker(args: argparse.Namespace) -> int:
     sampler = make_sampler(args.sampler, args.seed, grid=grid)
     journal = not storage_lib.supports_heartbeats(args.storage)  # journal files, Redis
     heartbeat = args.heartbeat_interval
-    if heartbeat is None and not journal:
+    if args.no_heartbeats and (heartbeat is not None or args.grace_period is not None):
+        raise ValueError("--no-heartbeats with --heartbeat-interval/--grace-period; expected "
+                         "one or the other.")
+    if heartbeat is None and not journal and not args.no_heartbeats:
         heartbeat = DEFAULT_HEARTBEAT_INTERVAL
         if args.grace_period is not None and args.grace_period <= heartbeat:
             heartbeat = max(1, args.grace_period // 2)  # a short --grace-period alone

@@ -41,6 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_keras_hpo import storage as storage_lib
 from optuna_keras_hpo.attrs import (
+    ASKED_BY_ATTR,
     FAIL_REASON_ATTR,
     GRID_FULL_ATTR,
     REFUSED_ATTR,
@@ -81,7 +82,7 @@ def fail_dead_local_trials(study: optuna.Study, trials: list[FrozenTrial],
     me = worker_id()
     failed = 0
     for t in trials:
-        owner = t.user_attrs.get(WORKER_ATTR)
+        owner = t.user_attrs.get(WORKER_ATTR, t.system_attrs.get(ASKED_BY_ATTR))
         if t.state != TrialState.RUNNING or not isinstance(owner, str) or owner == me:
             continue
         if _process_state(owner) != "dead":

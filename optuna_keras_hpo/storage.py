@@ -514,7 +514,9 @@ class TrackedStudy(optuna.Study):
     the trial's ``fail_reason`` and fails it, instead of leaving it RUNNING for ever.
 
     ``ask`` is Optuna's own, with the creation guarded (it pops a WAITING trial or creates one,
-    then builds the ``Trial``, where the sampler's ``before_trial`` runs).
+    then builds the ``Trial``, where the sampler's ``before_trial`` runs); the asking process is
+    written first (system attribute ``okh:asked_by``), so that a process killed inside ``ask``
+    leaves a trial the process check can fail.
     """
 
     asked_trial_id: int | None = None
@@ -527,11 +529,13 @@ class TrackedStudy(optuna.Study):
         if trial_id is None:
             trial_id = self._storage.create_new_trial(self._study_id)
         self.asked_trial_id = trial_id
+        from optuna_keras_hpo.attrs import ASKED_BY_ATTR, FAIL_REASON_ATTR
+        from optuna_keras_hpo.distributed import worker_id
+
+        self._storage.set_trial_system_attr(trial_id, ASKED_BY_ATTR, worker_id())
         try:
             return optuna.Trial(self, trial_id)
         except BaseException as error:
-            from optuna_keras_hpo.attrs import FAIL_REASON_ATTR
-
             self._storage.set_trial_user_attr(
                 trial_id, FAIL_REASON_ATTR,
                 f"The sampler failed as the trial was created: {type(error).__name__}: {error}")

@@ -1,7 +1,10 @@
 """A KerasTuner-style script with the tuner's default settings (tests/test_faults.py): no
 heartbeat, grace-period or retry arguments. Each epoch writes a marker
 ``{OKH_MARKERS}/{pid}-{n}`` when it begins and sleeps ``OKH_SLEEP`` seconds when it ends, so a
-test can kill the process mid-trial.
+test can kill the process mid-trial. ``OKH_PAUSE=moment:N`` stops the process for good at one
+moment of trial N, after writing the marker ``{OKH_MARKERS}/paused-{pid}``: ``ask`` (inside the
+sampler), ``fit``, ``save`` (while the model is written to the artifact store) or ``told``
+(after the trial is recorded, before the next ``ask``).
 
 Usage: python tests/default_tuner_script.py STORAGE STUDY_NAME DIRECTORY SEED MAX_TRIALS
 (STORAGE ``-``: the default SQLite study under DIRECTORY.)
@@ -17,16 +20,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import optuna  # noqa: E402
+from optuna.artifacts import FileSystemArtifactStore  # noqa: E402
 
 import optuna_keras_hpo.keras_tuner as kt  # noqa: E402
 from tests.conftest import build_tiny  # noqa: E402
 
 _epochs = itertools.count()
+_moment, _, _number = os.environ.get("OKH_PAUSE", ":").partition(":")
+_trial = {"number": None}
+
+
+def pause_at(moment: str, number: int | None) -> None:
+    if moment == _moment and number is not None and number == int(_number):
+        Path(os.environ["OKH_MARKERS"], f"paused-{os.getpid()}").touch()
+        time.sleep(600)
+
+
+class PausingSampler(optuna.samplers.RandomSampler):
+    def before_trial(self, study, trial):
+        _trial["number"] = trial.number
+        pause_at("ask", trial.number)
+        super().before_trial(study, trial)
+
+
+class PausingStore(FileSystemArtifactStore):
+    def write(self, artifact_id, content_body):
+        pause_at("save", _trial["number"])
+        super().write(artifact_id, content_body)
 
 
 class SlowEpochs(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         Path(os.environ["OKH_MARKERS"], f"{os.getpid()}-{next(_epochs)}").touch()
+        pause_at("fit", _trial["number"])
 
     def on_epoch_end(self, epoch, logs=None):
         time.sleep(float(os.environ.get("OKH_SLEEP", "0")))
@@ -39,11 +66,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(160, 4)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] > 0.8).astype("int32")
+    extra = {}
+    if _moment:  # the pausing pieces, else the tuner's defaults
+        store = Path(directory, "defaults", "artifacts")
+        store.mkdir(parents=True, exist_ok=True)
+        extra = dict(sampler=PausingSampler(seed=int(seed)),
+                     artifact_store=PausingStore(str(store)))
     tuner = kt.RandomSearch(
         build_tiny, objective="val_accuracy", max_trials=int(max_trials), seed=int(seed),
         storage=None if storage == "-" else storage, study_name=study_name,
-        directory=directory, project_name="defaults",
+        directory=directory, project_name="defaults", **extra,
     )
+    tuner.on_trial_end = lambda trial: pause_at("told", trial.frozen_trial.number)
     tuner.search(x[:120], y[:120], validation_data=(x[120:], y[120:]), epochs=2, verbose=0,
                  callbacks=[SlowEpochs()])
 

@@ -170,3 +170,68 @@ def test_failing_constraints_or_model_saving_keep_the_trained_score(tiny_data, t
         assert "val_precision" in t.user_attrs["constraints_error"]
     with pytest.raises(ValueError, match="saving it failed .*No space left"):
         tuner.get_best_models(1)
+
+
+# -- the fault matrix: each storage x each moment of a trial, SIGKILL then run again -----------
+MOMENTS = ["ask", "fit", "save", "told"]
+STORAGES = ["sqlite", "journal", "postgresql", "mysql", "redis"]
+
+
+def _storage_url(kind: str, tmp_path: Path, request) -> str:
+    if kind == "sqlite":
+        return "-"  # the tuner's default study
+    if kind == "journal":
+        return f"journal:///{tmp_path / 'study.log'}"
+    if kind == "redis":
+        return request.getfixturevalue("redis_url")
+    from tests.conftest import reachable_server
+
+    return reachable_server(kind)
+
+
+def _open(kind: str, url: str, tmp_path: Path):
+    return make_storage(default_storage_url(tmp_path / "defaults") if kind == "sqlite" else url)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", MOMENTS)
+@pytest.mark.parametrize("kind", STORAGES)
+def test_a_kill_at_any_moment_then_a_rerun_ends_with_exactly_max_trials(kind, moment, tmp_path,
+                                                                       request):
+    url = _storage_url(kind, tmp_path, request)
+    name = f"okh-{uuid.uuid4().hex[:10]}"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    args = [*SCRIPT, url, name, str(tmp_path), "0", "4"]
+    try:
+        first = start(args, tmp_path / "first.log", OKH_MARKERS=str(markers),
+                      OKH_PAUSE=f"{moment}:2")
+        try:
+            wait_for(lambda: (markers / f"paused-{first.pid}").exists(), 120,
+                     f"the pause at {moment}; log:\n{tmp_path / 'first.log'}")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        before = optuna.load_study(study_name=name, storage=_open(kind, url, tmp_path)).trials
+        done_before = {t.number for t in before if t.state == TrialState.COMPLETE}
+        started = time.monotonic()
+        again = start(args, tmp_path / "again.log", OKH_MARKERS=str(markers))
+        finish(again, tmp_path / "again.log", timeout=120)
+        assert time.monotonic() - started < 60  # no grace period waited for
+        trials = optuna.load_study(study_name=name, storage=_open(kind, url, tmp_path)).trials
+        states = [t.state for t in trials]
+        assert states.count(TrialState.COMPLETE) == 4, states
+        assert TrialState.RUNNING not in states and TrialState.WAITING not in states, states
+        # Nothing completed was lost or run again.
+        assert done_before <= {t.number for t in trials if t.state == TrialState.COMPLETE}
+        if moment == "told":  # the trial was recorded before the kill: nothing failed
+            assert len(trials) == 4 and 2 in done_before
+        else:
+            assert trials[2].state == TrialState.FAIL and len(trials) == 5
+            assert "died during the trial" in trials[2].user_attrs[FAIL_REASON_ATTR]
+    finally:
+        if kind != "sqlite":
+            try:
+                optuna.delete_study(study_name=name, storage=_open(kind, url, tmp_path))
+            except KeyError:
+                pass
