@@ -235,3 +235,60 @@ def test_a_kill_at_any_moment_then_a_rerun_ends_with_exactly_max_trials(kind, mo
                 optuna.delete_study(study_name=name, storage=_open(kind, url, tmp_path))
             except KeyError:
                 pass
+
+
+def _close_other_connections(url: str) -> int:
+    """What a database restart or an administrator does: the server closes every other
+    connection to the database (PostgreSQL ``pg_terminate_backend``, MariaDB ``KILL``)."""
+    import sqlalchemy
+
+    from optuna_keras_hpo.storage import database_url
+
+    engine = sqlalchemy.create_engine(database_url(url))
+    try:
+        with engine.connect() as connection:
+            database = engine.url.database
+            if engine.url.get_backend_name() == "postgresql":
+                rows = connection.execute(sqlalchemy.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
+                return len(rows.fetchall())
+            ids = [row[0] for row in connection.execute(sqlalchemy.text(
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = :db AND id <> CONNECTION_ID()"), {"db": database})]
+            for connection_id in ids:
+                try:
+                    connection.execute(sqlalchemy.text(f"KILL {int(connection_id)}"))
+                except sqlalchemy.exc.DBAPIError:
+                    pass  # gone meanwhile
+            return len(ids)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_the_server_closing_the_workers_connections_loses_nothing(server_url, tmp_path):
+    """The server closes the search's connections three times while it trains; the search
+    reconnects (the pool's pre-ping replaces the closed connections) and finishes."""
+    name = f"okh-{uuid.uuid4().hex[:10]}"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    log = tmp_path / "search.log"
+    closed = []
+    try:
+        search = start([*SCRIPT, server_url, name, str(tmp_path), "0", "6"], log,
+                       OKH_MARKERS=str(markers), OKH_SLEEP="0.5")
+        for epochs in (3, 6, 9):  # during the second, fourth and fifth trials
+            wait_for(lambda n=epochs: len(list(markers.iterdir())) >= n
+                     or search.poll() is not None, 120, f"epoch {epochs}; log:\n{log}")
+            closed.append(_close_other_connections(server_url))
+        finish(search, log, timeout=180)
+        assert sum(closed) >= 1  # the search's connections were among them
+        trials = optuna.load_study(study_name=name, storage=make_storage(server_url)).trials
+        assert [t.state for t in trials].count(TrialState.COMPLETE) == 6
+        assert TrialState.RUNNING not in [t.state for t in trials]
+    finally:
+        try:
+            optuna.delete_study(study_name=name, storage=make_storage(server_url))
+        except KeyError:
+            pass
