@@ -55,6 +55,7 @@ def test_a_killed_single_process_search_reruns_to_exactly_max_trials(tmp_path):
                     first.pid)
 
 
+@pytest.mark.slow
 def test_three_default_workers_one_killed_finish_exactly_max_trials(server_url, tmp_path):
     """Three processes run the default-settings script on one study with a plain URL
     (postgresql://, mysql://); one is killed with SIGKILL in its first trial."""
