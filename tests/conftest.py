@@ -68,6 +68,14 @@ def tiny_data():
     return x[:160], y[:160], x[160:], y[160:]
 
 
+def script_data():
+    """The data of the tuner scripts that tests run in their own processes: (x, y), 160 rows."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0.8).astype("int32")
+    return x, y
+
+
 def build_tiny(hp):
     """A build_model(hp) function, as KerasTuner users write them."""
     import keras

@@ -24,7 +24,7 @@ import optuna  # noqa: E402
 from optuna.artifacts import FileSystemArtifactStore  # noqa: E402
 
 import optuna_keras_hpo.keras_tuner as kt  # noqa: E402
-from tests.conftest import build_tiny  # noqa: E402
+from tests.conftest import build_tiny, script_data  # noqa: E402
 
 _epochs = itertools.count()
 _moment, _, _number = os.environ.get("OKH_PAUSE", ":").partition(":")
@@ -61,11 +61,7 @@ class SlowEpochs(keras.callbacks.Callback):
 
 def main() -> None:
     storage, study_name, directory, seed, max_trials = sys.argv[1:]
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(160, 4)).astype("float32")
-    y = (x[:, 0] + 0.5 * x[:, 1] > 0.8).astype("int32")
+    x, y = script_data()
     extra = {}
     if _moment:  # the pausing pieces, else the tuner's defaults
         store = Path(directory, "defaults", "artifacts")

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 import optuna_keras_hpo.keras_tuner as kt  # noqa: E402
-from tests.conftest import build_tiny  # noqa: E402
+from tests.conftest import build_tiny, script_data  # noqa: E402
 
 
 class SlowEpochs(keras.callbacks.Callback):
@@ -29,11 +29,7 @@ class SlowEpochs(keras.callbacks.Callback):
 
 def main() -> None:
     storage, study_name, directory, seed, max_trials = sys.argv[1:]
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(160, 4)).astype("float32")
-    y = (x[:, 0] + 0.5 * x[:, 1] > 0.8).astype("int32")
+    x, y = script_data()
     tuner = kt.RandomSearch(
         build_tiny, objective="val_accuracy", max_trials=int(max_trials), seed=int(seed),
         storage=storage, study_name=study_name, heartbeat_interval=1, grace_period=3,
