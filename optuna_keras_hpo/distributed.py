@@ -77,8 +77,9 @@ def fail_dead_local_trials(study: optuna.Study, trials: list[FrozenTrial],
                            max_retry: int = 0) -> int:
     """Fail the RUNNING trials whose worker was a process of this host that is gone (killed,
     crashed, out of memory): at once, whatever the storage and without waiting for a heartbeat
-    grace period. With ``max_retry``, each is queued again with its parameters (Optuna's
-    ``RetryHeartbeatStaleTrialCallback``, as after a missing heartbeat). Returns how many."""
+    grace period. With ``max_retry``, each is queued again with its parameters
+    (:class:`~optuna_keras_hpo.storage.RetryDeadWorkerTrial`, the heartbeat check's callback
+    too). Returns how many."""
     me = worker_id()
     failed = 0
     for t in trials:
