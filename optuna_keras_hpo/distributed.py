@@ -104,6 +104,36 @@ def fail_dead_local_trials(study: optuna.Study, trials: list[FrozenTrial],
     return failed
 
 
+_INTERRUPTED = "Interrupted (KeyboardInterrupt) during the trial"
+
+
+def mark_interrupted(study: optuna.Study, trial_id: int) -> None:
+    """Record on the (RUNNING) trial that the search was interrupted during it (Ctrl-C): its
+    ``fail_reason``, and the died marker that frees its place in the budget and its grid
+    point."""
+    trial = study._storage.get_trial(trial_id)
+    rerun = bool(trial.params or trial.system_attrs.get("fixed_params"))
+    study._storage.set_trial_user_attr(
+        trial_id, FAIL_REASON_ATTR,
+        _INTERRUPTED + ("; it runs again when the search resumes." if rerun else "."))
+    study._storage.set_trial_system_attr(trial_id, WORKER_DIED_ATTR, True)
+
+
+def fail_interrupted(study: optuna.Study, trial_id: int) -> None:
+    """The search was interrupted during this trial: fail it (Optuna has, when the interrupt
+    came inside the objective) and queue it again with its parameters, so that resuming the
+    search runs it first (as KerasTuner resumes its interrupted trial)."""
+    storage = study._storage
+    if storage.get_trial(trial_id).state == TrialState.RUNNING:  # interrupted inside ask
+        mark_interrupted(study, trial_id)
+        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    trial = storage.get_trial(trial_id)
+    if trial.state == TrialState.FAIL and trial.user_attrs.get(
+            FAIL_REASON_ATTR, "").startswith(_INTERRUPTED + ";"):
+        retries = len(trial.system_attrs.get("retry_history", []))
+        storage_lib.RetryDeadWorkerTrial(retries + 1)(study, trial)
+
+
 def refused(trial: FrozenTrial) -> bool:
     """Whether the trial was refused at admission (a retried copy of it is not)."""
     return trial.system_attrs.get(REFUSED_ATTR) == trial.number

@@ -532,9 +532,11 @@ class TrackedStudy(optuna.Study):
         from optuna_keras_hpo.attrs import ASKED_BY_ATTR, FAIL_REASON_ATTR
         from optuna_keras_hpo.distributed import worker_id
 
-        self._storage.set_trial_system_attr(trial_id, ASKED_BY_ATTR, worker_id())
         try:
+            self._storage.set_trial_system_attr(trial_id, ASKED_BY_ATTR, worker_id())
             return optuna.Trial(self, trial_id)
+        except KeyboardInterrupt:
+            raise  # the caller records it (distributed.fail_interrupted)
         except BaseException as error:
             self._storage.set_trial_user_attr(
                 trial_id, FAIL_REASON_ATTR,

@@ -73,6 +73,18 @@ class TrialRunner:
     # -- the Optuna objective ----------------------------------------------------------------
     def objective(self, trial: optuna.Trial, fit_args: tuple, fit_kwargs: dict,
                   budget: distributed.TrialBudget | None = None) -> float | tuple[float, ...]:
+        try:
+            return self._objective(trial, fit_args, fit_kwargs, budget)
+        except KeyboardInterrupt:
+            distributed.mark_interrupted(self.tuner.study, trial._trial_id)
+            raise  # Optuna fails the trial; the search queues it again and stops
+        except Exception as error:  # before the trial's code ran (on_trial_begin)
+            if FAIL_REASON_ATTR not in trial.user_attrs:
+                trial.set_user_attr(FAIL_REASON_ATTR, f"{type(error).__name__}: {error}")
+            raise
+
+    def _objective(self, trial: optuna.Trial, fit_args: tuple, fit_kwargs: dict,
+                   budget: distributed.TrialBudget | None) -> float | tuple[float, ...]:
         tuner = self.tuner
         if budget is not None:
             budget.admit(tuner.study, trial)
@@ -82,7 +94,7 @@ class TrialRunner:
             try:
                 results = tuner.run_trial(context, *fit_args, **fit_kwargs)
                 return self.record(context, results)
-            except optuna.TrialPruned:
+            except (optuna.TrialPruned, KeyboardInterrupt):
                 trial.set_user_attr(HP_VALUES_ATTR, context.hyperparameters.values)
                 raise
             except Exception as error:

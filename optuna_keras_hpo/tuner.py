@@ -339,6 +339,10 @@ class Tuner:
                 failures = 0
             except distributed.TrialNotRun:
                 return False  # other workers took the budget (or the grid point) first
+            except KeyboardInterrupt:
+                if self.study.asked_trial_id is not None:
+                    distributed.fail_interrupted(self.study, self.study.asked_trial_id)
+                raise
             except FatalError:
                 raise
             except OversizedModel:
@@ -346,9 +350,23 @@ class Tuner:
             except Exception as error:  # recorded FAIL (by Optuna, or at ask); the search goes on
                 if self.study.asked_trial_id is None:
                     raise  # no trial was created: the storage failed
-                failures += 1
+                if isinstance(error, UnboundLocalError) and isinstance(
+                        error.__context__, KeyboardInterrupt):
+                    # Ctrl-C inside Optuna's tell (the trial is recorded): Optuna 4's
+                    # _run_trial turns it into this error in its `finally`.
+                    raise error.__context__ from None
+                recorded = self.study._storage.get_trial(self.study.asked_trial_id)
+                if recorded.state != TrialState.FAIL:  # the sampler's after_trial, in tell
+                    warnings.warn(
+                        f"Trial {recorded.number} was recorded ({recorded.state.name}), then "
+                        f"Optuna's tell raised {type(error).__name__}: {error}", RuntimeWarning,
+                        stacklevel=2)
+                    failures = 0
+                    error = None
+                else:
+                    failures += 1
                 limit = self.max_consecutive_failed_trials
-                if limit is not None and failures >= limit:
+                if error is not None and limit is not None and failures >= limit:
                     raise RuntimeError(
                         f"{failures} consecutive trials failed (max_consecutive_failed_trials="
                         f"{limit}). The last one failed with {type(error).__name__}: {error}"

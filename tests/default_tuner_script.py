@@ -6,6 +6,8 @@ moment of trial N, after writing the marker ``{OKH_MARKERS}/paused-{pid}``: ``as
 sampler), ``fit``, ``save`` (while the model is written to the artifact store) or ``told``
 (after the trial is recorded, before the next ``ask``).
 
+``OKH_TUNER=grid`` runs ``GridSearch`` on a grid of 6 points instead of ``RandomSearch``.
+
 Usage: python tests/default_tuner_script.py STORAGE STUDY_NAME DIRECTORY SEED MAX_TRIALS
 (STORAGE ``-``: the default SQLite study under DIRECTORY.)
 """
@@ -44,6 +46,34 @@ class PausingSampler(optuna.samplers.RandomSampler):
         super().before_trial(study, trial)
 
 
+class PausingGridSearch(kt.GridSearch):
+    """GridSearch whose grid sampler pauses inside ``ask`` as ``PausingSampler`` does."""
+
+    def _default_sampler(self):
+        sampler = super()._default_sampler()
+        before_trial = sampler.before_trial
+
+        def pausing_before_trial(study, trial):
+            _trial["number"] = trial.number
+            pause_at("ask", trial.number)
+            before_trial(study, trial)
+
+        sampler.before_trial = pausing_before_trial
+        return sampler
+
+
+def build_grid(hp):
+    """A grid of 3 x 2 points."""
+    model = keras.Sequential([
+        keras.layers.Input(shape=(4,)),
+        keras.layers.Dense(hp.Choice("units", [4, 8, 12]), activation="relu"),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(hp.Choice("learning_rate", [0.01, 0.1])),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
 class PausingStore(FileSystemArtifactStore):
     def write(self, artifact_id, content_body):
         pause_at("save", _trial["number"])
@@ -62,14 +92,18 @@ class SlowEpochs(keras.callbacks.Callback):
 def main() -> None:
     storage, study_name, directory, seed, max_trials = sys.argv[1:]
     x, y = script_data()
+    grid = os.environ.get("OKH_TUNER") == "grid"
     extra = {}
     if _moment:  # the pausing pieces, else the tuner's defaults
         store = Path(directory, "defaults", "artifacts")
         store.mkdir(parents=True, exist_ok=True)
-        extra = dict(sampler=PausingSampler(seed=int(seed)),
-                     artifact_store=PausingStore(str(store)))
-    tuner = kt.RandomSearch(
-        build_tiny, objective="val_accuracy", max_trials=int(max_trials), seed=int(seed),
+        extra = dict(artifact_store=PausingStore(str(store)))
+        if not grid:
+            extra["sampler"] = PausingSampler(seed=int(seed))
+    tuner_class = (PausingGridSearch if _moment else kt.GridSearch) if grid else kt.RandomSearch
+    tuner = tuner_class(
+        build_grid if grid else build_tiny, objective="val_accuracy",
+        max_trials=int(max_trials), seed=int(seed),
         storage=None if storage == "-" else storage, study_name=study_name,
         directory=directory, project_name="defaults", **extra,
     )

@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_keras_hpo.attrs import FAIL_REASON_ATTR, WORKER_ATTR
+from optuna_keras_hpo.attrs import ASKED_BY_ATTR, FAIL_REASON_ATTR, WORKER_ATTR
 from optuna_keras_hpo.storage import default_storage_url, make_storage
 from tests.test_distributed import finish, start, wait_for
 
@@ -230,6 +230,65 @@ def test_a_kill_at_any_moment_then_a_rerun_ends_with_exactly_max_trials(kind, mo
         else:
             assert trials[2].state == TrialState.FAIL and len(trials) == 5
             assert "died during the trial" in trials[2].user_attrs[FAIL_REASON_ATTR]
+    finally:
+        if kind != "sqlite":
+            try:
+                optuna.delete_study(study_name=name, storage=_open(kind, url, tmp_path))
+            except KeyError:
+                pass
+
+
+def _completed_points(trials) -> list[tuple]:
+    return sorted(tuple(sorted(t.params.items())) for t in trials
+                  if t.state == TrialState.COMPLETE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", MOMENTS)
+@pytest.mark.parametrize("kind", STORAGES)
+def test_three_grid_workers_one_killed_at_any_moment_finish_the_grid_once(kind, moment,
+                                                                         tmp_path, request):
+    """Three processes search one 6-point grid (``GridSearch``, default settings); one is
+    killed at the moment given, in its first trial; the others go on and finish, then the
+    script is run again. Every point completes exactly once."""
+    url = _storage_url(kind, tmp_path, request)
+    name = f"okh-{uuid.uuid4().hex[:10]}"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    logs = [tmp_path / f"w{i}.log" for i in range(4)]
+
+    def worker(i: int, **env):
+        return start([*SCRIPT, url, name, str(tmp_path), str(i), "6"], logs[i],
+                     OKH_MARKERS=str(markers), OKH_TUNER="grid", **env)
+
+    try:
+        victim = worker(0, OKH_PAUSE=f"{moment}:0")
+        try:
+            wait_for(lambda: (markers / f"paused-{victim.pid}").exists(), 120,
+                     f"the pause at {moment}; log:\n{logs[0]}")
+            others = [worker(i, OKH_SLEEP="0.2") for i in (1, 2)]
+            wait_for(lambda: all(_epochs_begun(markers, p.pid) >= 1 for p in others), 120,
+                     "the other workers' trials")
+        finally:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+        for process, log in zip(others, logs[1:3], strict=True):
+            finish(process, log, timeout=240)
+        finish(worker(3), logs[3], timeout=120)  # the script again: nothing left to run
+        trials = optuna.load_study(study_name=name, storage=_open(kind, url, tmp_path)).trials
+        states = [t.state for t in trials]
+        assert states.count(TrialState.COMPLETE) == 6, states
+        assert TrialState.RUNNING not in states and TrialState.WAITING not in states, states
+        points = _completed_points(trials)
+        assert len(set(points)) == 6, points  # the whole grid, no point twice
+        killed = [t for t in trials if t.system_attrs.get(ASKED_BY_ATTR, "").endswith(
+            f":{victim.pid}")]
+        assert killed[0].number == 0
+        if moment == "told":  # recorded before the kill
+            assert killed[0].state == TrialState.COMPLETE
+        else:
+            assert killed[0].state == TrialState.FAIL
+            assert "died during the trial" in killed[0].user_attrs[FAIL_REASON_ATTR]
     finally:
         if kind != "sqlite":
             try:
