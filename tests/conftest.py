@@ -91,3 +91,41 @@ def build_tiny(hp):
         metrics=["accuracy", keras.metrics.Recall(name="recall")],
     )
     return model
+
+
+STORAGE_KINDS = ["sqlite", "journal", "postgresql", "mysql", "redis"]
+
+
+def each_storage(fast: tuple[str, ...] = ("sqlite",)) -> list:
+    """Parameters for ``study_storage`` (``indirect=True``): every storage kind, those not in
+    ``fast`` marked slow."""
+    return [pytest.param(kind, id=kind, marks=() if kind in fast else pytest.mark.slow)
+            for kind in STORAGE_KINDS]
+
+
+@pytest.fixture
+def study_storage(request, tmp_path):
+    """``(storage, study_name)`` for a tuner: the default SQLite study (``None``), a journal
+    file, PostgreSQL, MariaDB or Redis by the parameter; the study is deleted afterwards."""
+    import uuid
+
+    import optuna
+
+    from optuna_keras_hpo.storage import make_storage
+
+    kind = request.param
+    if kind == "sqlite":
+        url = None
+    elif kind == "journal":
+        url = f"journal:///{tmp_path / 'study.log'}"
+    elif kind == "redis":
+        url = request.getfixturevalue("redis_url")
+    else:
+        url = reachable_server(kind)
+    name = f"okh-{uuid.uuid4().hex[:10]}"
+    yield url, name
+    if url is not None and kind != "journal":
+        try:
+            optuna.delete_study(study_name=name, storage=make_storage(url))
+        except KeyError:
+            pass

@@ -2,11 +2,11 @@
 heartbeat, grace-period or retry arguments. Each epoch writes a marker
 ``{OKH_MARKERS}/{pid}-{n}`` when it begins and sleeps ``OKH_SLEEP`` seconds when it ends, so a
 test can kill the process mid-trial. ``OKH_PAUSE=moment:N`` stops the process for good at one
-moment of trial N, after writing the marker ``{OKH_MARKERS}/paused-{pid}``: ``ask`` (inside the
-sampler), ``fit``, ``save`` (while the model is written to the artifact store) or ``told``
-(after the trial is recorded, before the next ``ask``).
-
-``OKH_TUNER=grid`` runs ``GridSearch`` on a grid of 6 points instead of ``RandomSearch``.
+moment of trial N (``moment:first``: of the first trial this process runs), after writing the
+marker ``{OKH_MARKERS}/paused-{pid}``: ``ask`` (inside the sampler), ``fit``, ``save`` (while
+the model is written to the artifact store) or ``told`` (after the trial is recorded, before
+the next ``ask``). ``OKH_TUNER=grid`` runs ``GridSearch`` on a grid of 6 points instead of
+``RandomSearch``.
 
 Usage: python tests/default_tuner_script.py STORAGE STUDY_NAME DIRECTORY SEED MAX_TRIALS
 (STORAGE ``-``: the default SQLite study under DIRECTORY.)
@@ -34,7 +34,9 @@ _trial = {"number": None}
 
 
 def pause_at(moment: str, number: int | None) -> None:
-    if moment == _moment and number is not None and number == int(_number):
+    if moment != _moment or number is None:
+        return
+    if number == (_trial.get("first") if _number == "first" else int(_number)):
         Path(os.environ["OKH_MARKERS"], f"paused-{os.getpid()}").touch()
         time.sleep(600)
 
@@ -42,6 +44,7 @@ def pause_at(moment: str, number: int | None) -> None:
 class PausingSampler(optuna.samplers.RandomSampler):
     def before_trial(self, study, trial):
         _trial["number"] = trial.number
+        _trial.setdefault("first", trial.number)
         pause_at("ask", trial.number)
         super().before_trial(study, trial)
 
@@ -55,6 +58,7 @@ class PausingGridSearch(kt.GridSearch):
 
         def pausing_before_trial(study, trial):
             _trial["number"] = trial.number
+            _trial.setdefault("first", trial.number)
             pause_at("ask", trial.number)
             before_trial(study, trial)
 

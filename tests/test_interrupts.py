@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 import optuna_keras_hpo.keras_tuner as kt
 from optuna_keras_hpo.attrs import FAIL_REASON_ATTR
-from tests.conftest import build_tiny
+from tests.conftest import build_tiny, each_storage
 
 MAX_TRIALS = 3
 BROKEN = 1  # the trial (number) in which the fault happens
@@ -82,7 +82,7 @@ class FaultyTuner(kt.RandomSearch):
         self.fault.at("on_trial_end", trial.frozen_trial.number)
 
 
-def _tuner(fault: Fault, tmp_path, overwrite: bool):
+def _tuner(fault: Fault, tmp_path, overwrite: bool, study_storage=(None, None)):
     def build(hp):
         model = build_tiny(hp)
         fault.at("build")  # after the hyperparameters are drawn
@@ -92,6 +92,7 @@ def _tuner(fault: Fault, tmp_path, overwrite: bool):
     store.mkdir(exist_ok=True)
     tuner = FaultyTuner(build, objective="val_loss", max_trials=MAX_TRIALS,
                         sampler=FaultySampler(fault), artifact_store=FaultyStore(store, fault),
+                        storage=study_storage[0], study_name=study_storage[1],
                         directory=tmp_path, project_name="faults", overwrite=overwrite)
     tuner.fault = fault
     return tuner
@@ -107,11 +108,12 @@ IN_A_TRIAL = ["suggest", "build", "keras_callback", "on_trial_begin", "on_epoch_
 EVERYWHERE = ["ask", *IN_A_TRIAL, "tell", "on_trial_end"]
 
 
+@pytest.mark.parametrize("study_storage", each_storage(), indirect=True)
 @pytest.mark.parametrize("where", EVERYWHERE)
 def test_ctrl_c_anywhere_leaves_nothing_running_and_the_resumed_search_ends_exact(
-        where, tiny_data, tmp_path):
+        where, study_storage, tiny_data, tmp_path):
     fault = Fault(where, KeyboardInterrupt)
-    tuner = _tuner(fault, tmp_path, overwrite=True)
+    tuner = _tuner(fault, tmp_path, overwrite=True, study_storage=study_storage)
     with pytest.raises(KeyboardInterrupt, match=f"fault at {where}"):
         _search(tuner, fault, tiny_data)
     trials = tuner.study.trials
@@ -124,7 +126,7 @@ def test_ctrl_c_anywhere_leaves_nothing_running_and_the_resumed_search_ends_exac
         assert broken.user_attrs[FAIL_REASON_ATTR].startswith("Interrupted (KeyboardInterrupt)")
 
     # The user runs the script again: the same tuner, resumed (overwrite=False).
-    resumed = _tuner(fault, tmp_path, overwrite=False)
+    resumed = _tuner(fault, tmp_path, overwrite=False, study_storage=study_storage)
     _search(resumed, fault, tiny_data)
     trials = resumed.study.trials
     states = [t.state for t in trials]
@@ -137,12 +139,13 @@ def test_ctrl_c_anywhere_leaves_nothing_running_and_the_resumed_search_ends_exac
         assert "runs again when the search resumes" in broken.user_attrs[FAIL_REASON_ATTR]
 
 
+@pytest.mark.parametrize("study_storage", each_storage(), indirect=True)
 @pytest.mark.parametrize("where", ["suggest", "build", "keras_callback", "on_trial_begin",
                                    "on_epoch_end"])
 def test_an_error_in_the_users_code_or_callbacks_fails_the_trial_and_the_search_goes_on(
-        where, tiny_data, tmp_path):
+        where, study_storage, tiny_data, tmp_path):
     fault = Fault(where, RuntimeError)
-    tuner = _tuner(fault, tmp_path, overwrite=True)
+    tuner = _tuner(fault, tmp_path, overwrite=True, study_storage=study_storage)
     _search(tuner, fault, tiny_data)
     trials = tuner.study.trials
     states = [t.state for t in trials]
