@@ -30,6 +30,7 @@ from typing import Any
 
 from optuna_keras_hpo.attrs import FAIL_REASON_ATTR
 from optuna_keras_hpo.samplers import SAMPLER_NAMES, make_sampler
+from optuna_keras_hpo.samplers._named import check_sampler_options, describe_sampler
 from optuna_keras_hpo.storage import DEFAULT_HEARTBEAT_INTERVAL
 
 GRID_ATTRIBUTE = "SEARCH_SPACE"
@@ -77,6 +78,7 @@ def add_worker_parser(subparsers: argparse._SubParsersAction) -> None:
                              "retried (default 2 x --heartbeat-interval)")
     parser.add_argument("--max-retry", type=_int_at_least(0), default=None,
                         help="times a dead worker's trial is retried (default 3)")
+    _add_sampler_options(parser)
     parser.add_argument("--seed", type=int, default=None,
                         help="sampler seed; give each worker its own (workers sharing a seed "
                              "propose the same points), except grid, where it only breaks ties")
@@ -100,7 +102,10 @@ def run_worker(args: argparse.Namespace) -> int:
     if grid is None and args.grid is not None:
         raise ValueError(f"--grid is given with --sampler={args.sampler!r}; expected "
                          "--sampler grid.")
-    sampler = make_sampler(args.sampler, args.seed, grid=grid)
+    check_sampler_options([args.sampler], xi=args.xi, kappa=args.kappa,
+                          initial_points=args.initial_points)
+    sampler = make_sampler(args.sampler, args.seed, grid=grid, xi=args.xi, kappa=args.kappa,
+                           n_startup_trials=args.initial_points)
     journal = not storage_lib.supports_heartbeats(args.storage)  # journal files, Redis
     heartbeat = args.heartbeat_interval
     if args.no_heartbeats and (heartbeat is not None or args.grace_period is not None):
@@ -171,6 +176,8 @@ def run_worker(args: argparse.Namespace) -> int:
         def exhausted(trials):
             return not sampler.free_grid_ids(trials)
 
+    print(f"worker {distributed.worker_id()}: study {args.study!r}, sampler "
+          f"{describe_sampler(args.sampler, sampler)}.", file=sys.stderr)
     distributed.run_until_budget(study, run_one, budget, exhausted=exhausted, sqlite=sqlite,
                                  max_retry=max_retry)
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -360,6 +367,7 @@ def add_compare_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="rows of synthetic data (default: the mode's)")
     parser.add_argument("--storage", default=None,
                         help="storage URL (default: SQLite at OUTPUT/studies.db)")
+    _add_sampler_options(parser)
     parser.add_argument("--output", default="results/compare", help="report directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sklearn-baseline", action="store_true",
@@ -380,6 +388,7 @@ def run_compare(args: argparse.Namespace) -> int:
         grid_budget=args.grid_budget, pruning=args.pruning,
         data=args.data, target=args.target, rows=args.rows, seed=args.seed,
         sklearn_baseline=args.sklearn_baseline, progress=args.progress,
+        xi=args.xi, kappa=args.kappa, initial_points=args.initial_points,
     )
     report = compare(config)
     print(summary_table(report))
@@ -443,6 +452,18 @@ def main(argv: list[str] | None = None) -> int:
 def cli() -> None:
     """The console script's entry point."""
     sys.exit(main())
+
+
+def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--xi", type=float, default=None,
+                        help="gp-ei and gp-pi: improvement counted over the best + xi "
+                             "(objective units, >= 0; larger explores more; default 0)")
+    parser.add_argument("--kappa", type=float, default=None,
+                        help="gp-ucb: mean + kappa x standard deviation (>= 0; larger explores "
+                             "more; default 2.6)")
+    parser.add_argument("--initial-points", type=_int_at_least(0), default=None,
+                        help="random trials before the GP or TPE takes over (default: the "
+                             "sampler's, 10; compare: the mode's)")
 
 
 def _connect_timeout(args: argparse.Namespace) -> float:

@@ -43,11 +43,16 @@ def discover(hypermodel: HyperModel, predeclared: HyperParameters,
     return space
 
 
-def load(study: optuna.Study, space: HyperParameters) -> None:
-    """Add the declarations recorded in the study (by any run or worker) to ``space``."""
+def load(study: optuna.Study, space: HyperParameters, record: bool = False) -> None:
+    """Add the declarations recorded in the study (by any run or worker) to ``space``; with
+    ``record``, write the result back when ``space`` held something the study did not (the
+    declared space, read by the GP sampler for ``Choice(ordered=False)``)."""
     stored = study._storage.get_study_system_attrs(study._study_id).get(SPACE_ATTR)
     if stored:
         space.merge(HyperParameters.from_config({"space": stored}).space, overwrite=False)
+    if record and space.space and space.get_config()["space"] != stored:
+        study._storage.set_study_system_attr(study._study_id, SPACE_ATTR,
+                                             space.get_config()["space"])
 
 
 def learn(study: optuna.Study, space: HyperParameters, declared: HyperParameters) -> None:

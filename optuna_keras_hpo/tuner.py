@@ -265,7 +265,7 @@ class Tuner:
         study recorded (earlier runs', other workers' trials)."""
         self.hyperparameters = search_space.discover(self.hypermodel, self._predeclared,
                                                      self._build)
-        self._sync_space()
+        search_space.load(self.study, self.hyperparameters, record=True)
 
     def _sync_space(self) -> None:
         search_space.load(self.study, self.hyperparameters)

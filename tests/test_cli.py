@@ -73,6 +73,47 @@ def test_samplers_by_name(sampler, tmp_path):
         assert len(points) == 8
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["--sampler", "gp-ucb", "--kappa", "0.5", "--initial-points", "2"],
+     "sampler gp-ucb (kappa=0.5, 2 initial points)"),
+    (["--sampler", "gp-pi", "--xi", "0.05"], "sampler gp-pi (xi=0.05, 10 initial points)"),
+    (["--sampler", "tpe", "--initial-points", "3"], "sampler tpe (3 initial points)"),
+])
+def test_the_worker_takes_the_acquisitions_trade_off_and_initial_points(args, said, tmp_path,
+                                                                        capsys):
+    url = f"journal:///{tmp_path / 'study.log'}"
+    assert cli.main(worker(url, *args, "--seed", "0", max_trials=4)) == 0
+    assert said in capsys.readouterr().err
+    study = optuna.load_study(study_name="s", storage=make_storage(url))
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+
+
+def test_make_sampler_gives_each_sampler_its_own_options():
+    from optuna_keras_hpo.samplers import make_sampler
+
+    ei = make_sampler("gp-ei", xi=0.1, kappa=1.0, n_startup_trials=3)
+    ucb = make_sampler("gp-ucb", xi=0.1, kappa=1.0)
+    assert (ei.xi, ei.kappa, ei.n_startup_trials) == (0.1, 2.6, 3)  # kappa is not EI's
+    assert (ucb.xi, ucb.kappa) == (0.0, 1.0)
+
+
+def test_compare_takes_the_acquisitions_trade_off_and_initial_points():
+    from optuna_keras_hpo.fraud.comparison import CompareConfig
+
+    args = cli.build_parser().parse_args(
+        ["compare", "--strategies", "gp-ei,gp-ucb", "--xi", "0.02", "--kappa", "1.5",
+         "--initial-points", "5"])
+    assert (args.xi, args.kappa, args.initial_points) == (0.02, 1.5, 5)
+    config = CompareConfig(strategies=("gp-ei", "gp-ucb"), xi=0.02, kappa=1.5,
+                           initial_points=5)
+    config.validate()
+    assert config.sampler_options(config.mode_settings) == {
+        "xi": 0.02, "kappa": 1.5, "initial_points": 5}
+    with pytest.raises(ValueError, match=r"kappa=1.5 with sampler\(s\) \['gp-ei'\]: none of "
+                                         r"them uses it; expected one of \['gp-ucb'\]"):
+        CompareConfig(strategies=("gp-ei",), kappa=1.5).validate()
+
+
 def test_grid_from_the_command_line_and_the_end_of_the_grid(tmp_path):
     url = f"journal:///{tmp_path / 'study.log'}"
     grid = json.dumps({"x": [1, 2], "y": ["a"]})
@@ -105,6 +146,12 @@ def test_a_broken_objective_stops_the_worker(tmp_path, capsys):
     (worker("journal:///x.log", "--grace-period", "5"),
      "journal files and Redis keep no heartbeats"),
     (worker("study.db"), "storage='study.db'; expected an Optuna storage URL"),
+    (worker("journal:///x.log", "--sampler", "tpe", "--xi", "0.1"),
+     "xi=0.1 with sampler(s) ['tpe']: none of them uses it; expected one of ['gp-ei', 'gp-pi']"),
+    (worker("journal:///x.log", "--sampler", "gp-ei", "--xi", "-1"),
+     "xi=-1.0; expected a finite number >= 0"),
+    (worker("journal:///x.log", "--sampler", "random", "--initial-points", "3"),
+     "initial_points=3 with sampler(s) ['random']"),
     (["dashboard", "--storage", "journal:///x.log", "--artifact-dir", "/no/such/dir"],
      "--artifact-dir='/no/such/dir'; expected an existing directory"),
 ])

@@ -20,7 +20,7 @@ from optuna_keras_hpo.samplers._gp.propose import (
     yeo_johnson,
     yeo_johnson_exponent,
 )
-from optuna_keras_hpo.samplers._gp.space import EncodedSpace
+from optuna_keras_hpo.samplers._gp.space import EncodedSpace, unordered_choices
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -355,9 +355,86 @@ def test_space_round_trip_and_lattices():
     by_name = {d.name: d for d in space.dims}
     assert by_name["optimizer"].kind == "categorical"
     assert by_name["batch_size"].kind == "discrete"  # numeric choices are ordinal
-    assert len(by_name["units"].values) == 8 and len(by_name["dropout"].values) == 6
+    assert by_name["units"].lattice.size == 8 and by_name["dropout"].lattice.size == 6
     assert by_name["lr"].kind == "continuous"
     assert space.encode({"units": 16})[space.names.index("optimizer")] == 3  # absent code
+
+
+def test_a_choice_declared_unordered_is_categorical_in_the_gp(tmp_path):
+    """``hp.Choice(..., ordered=False)`` with numeric values: categorical columns (Hamming
+    kernel), read from the tuner's search space in the study; an ordered one stays ordinal."""
+    import keras
+
+    import optuna_keras_hpo.keras_tuner as kt
+
+    def build(hp):
+        model = keras.Sequential([
+            keras.layers.Input(shape=(4,)),
+            keras.layers.Dense(hp.Choice("units", [8, 16, 32], ordered=False)),
+            keras.layers.Dense(hp.Choice("width", [2, 4, 8]), activation="relu"),
+            keras.layers.Dense(1),
+        ])
+        model.compile(loss="mse")
+        return model
+
+    tuner = kt.BayesianOptimization(build, objective="val_loss", max_trials=1,
+                                    directory=tmp_path, project_name="unordered")
+    x = np.zeros((8, 4), "float32")
+    tuner.search(x, x[:, 0], validation_data=(x, x[:, 0]), epochs=1, verbose=0)
+    study = tuner.study
+    unordered = unordered_choices(study._storage.get_study_system_attrs(study._study_id))
+    assert unordered == {"units"}
+    space = EncodedSpace(tuner.study.trials[0].distributions, unordered)
+    kinds = {d.name: d.kind for d in space.dims}
+    assert kinds == {"units": "categorical", "width": "discrete"}
+    row = space.encode({"units": 32, "width": 8})
+    assert space.decode(row) == {"units": 32, "width": 8}
+    assert list(space.dims[0].values) == [0.0, 1.0, 2.0]  # codes, not ranks
+    assert unordered_choices({}) == frozenset()  # plain Optuna studies: the values decide
+
+
+BOUNDED_MEMORY_SCRIPT = """
+import resource, sys
+import optuna
+from optuna_keras_hpo.samplers import GaussianProcessSampler
+
+def objective(trial):
+    n = trial.suggest_int("n", 1000, 200000, log=True)
+    m = trial.suggest_int("m", 0, 10**9)
+    f = trial.suggest_float("f", 0.0, 1.0, step=1e-7)
+    return (n / 200000 - 0.3) ** 2 + (m / 1e9 - 0.6) ** 2 + (f - 0.2) ** 2
+
+def vm_bytes():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+import torch, botorch, scipy.optimize  # the sampler's own imports, before the limit
+limit = vm_bytes() + int(sys.argv[1]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.create_study(sampler=GaussianProcessSampler(seed=0, n_startup_trials=4))
+study.optimize(objective, n_trials=7)
+for t in study.trials:
+    assert t.state.name == "COMPLETE", t
+    assert isinstance(t.params["n"], int) and 1000 <= t.params["n"] <= 200000
+    assert isinstance(t.params["m"], int) and 0 <= t.params["m"] <= 10**9
+    assert abs(round(t.params["f"] / 1e-7) * 1e-7 - t.params["f"]) < 1e-9
+print("ok", study.best_value)
+"""
+
+
+def test_memory_stays_bounded_for_huge_integer_and_stepped_ranges():
+    """An ``Int(1000, 200000, sampling="log")``, an ``Int(0, 10**9)`` and a Float with 10**7
+    steps, under an address-space limit of 1 GiB above what the imports took: the lattices are
+    formulas, not arrays (an array of one of them alone would need 8 GB)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", BOUNDED_MEMORY_SCRIPT, "1024"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok")
 
 
 def test_gp_proposals_stay_on_lattices_and_beat_random():

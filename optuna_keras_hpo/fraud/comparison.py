@@ -53,6 +53,7 @@ from optuna_keras_hpo.fraud.objectives import DEFAULT_OBJECTIVE, ObjectiveSpec, 
 from optuna_keras_hpo.hyperparameters import HyperParameters, TrialHyperParameters
 from optuna_keras_hpo.objective import Objective, ParetoObjective
 from optuna_keras_hpo.samplers import SAMPLER_NAMES, make_sampler
+from optuna_keras_hpo.samplers._named import check_sampler_options
 from optuna_keras_hpo.tuner import Tuner
 from optuna_keras_hpo.tuners import GridSearch
 
@@ -62,6 +63,7 @@ SETUPS = ("one_space", "article")
 NO_PRUNING_SUFFIX = "-nopruning"
 RESULT_ATTR = "compare"  # study user attribute: a run's result (wall time, test metrics, ...)
 TEST_SCORES_ATTR = "test_scores"  # study user attribute: the best model's P(fraud) on test
+SAMPLER_OPTIONS_ATTR = "sampler_options"  # study user attribute: xi, kappa, initial points
 TABLE_TRIAL_ATTR = "table_trial"  # replay trial user attribute: the table trial it read
 REPLAY_ASKS_PER_POINT = 20  # a replay gives up after this many asks per grid point
 
@@ -163,6 +165,9 @@ class CompareConfig:
     jobs: int | None = None
     sklearn_baseline: bool = False
     progress: bool = True
+    xi: float | None = None  # gp-ei, gp-pi (default: the sampler's)
+    kappa: float | None = None  # gp-ucb (default: the sampler's)
+    initial_points: int | None = None  # GP and TPE initial design (default: the mode's)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -182,6 +187,13 @@ class CompareConfig:
                 f"pruning_reference={list(self.pruning_reference)!r}; expected strategies "
                 f"that are compared ({list(self.strategies)})."
             )
+        check_sampler_options(list(self.strategies), xi=self.xi, kappa=self.kappa,
+                              initial_points=self.initial_points)
+        if self.initial_points is not None and (
+                isinstance(self.initial_points, bool) or not isinstance(self.initial_points, int)
+                or self.initial_points < 0):
+            raise ValueError(f"initial_points={self.initial_points!r}; expected an integer >= 0 "
+                             "or None.")
         for name in ("trials", "grid_budget", "rows", "repeats", "jobs"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -219,7 +231,19 @@ class CompareConfig:
             continuous_repeats=mode.continuous_repeats if self.continuous_repeats is None
             else self.continuous_repeats,
             grid=mode.grid if self.grid is None else check_grid(self.grid, "grid"),
+            initial_points=(mode.initial_points if self.initial_points is None
+                            else self.initial_points),
         )
+
+    def sampler_options(self, mode: Mode) -> dict[str, float | int | None]:
+        """What the samplers were given (None: the sampler's default), as recorded in each
+        study's ``sampler_options`` user attribute."""
+        return {**self.acquisition_options, "initial_points": mode.initial_points}
+
+    @property
+    def acquisition_options(self) -> dict[str, float | None]:
+        """``xi`` and ``kappa`` for :func:`make_sampler`."""
+        return {"xi": self.xi, "kappa": self.kappa}
 
     @property
     def n_jobs(self) -> int:
@@ -339,7 +363,7 @@ def run_job(config: CompareConfig, job: Job, tick=None) -> str:
         table = _cached_table(storage, table_study_name(config), spec)
         hypermodel = _hypermodel(config, mode, data, "grid")
         study = replay(table, hypermodel, job.strategy, _seed(config, job.repeat),
-                       mode.initial_points, name=job.study)
+                       mode.initial_points, name=job.study, **config.acquisition_options)
         _persist(study, storage)
         return job.study
     _train(config, mode, spec, data, job, tick)
@@ -360,7 +384,8 @@ def _train(config: CompareConfig, mode: Mode, spec: ObjectiveSpec, data, job: Jo
         budget = mode.grid_size
     else:
         sampler = make_sampler(job.strategy, _seed(config, job.repeat),
-                               n_startup_trials=mode.initial_points)
+                               n_startup_trials=mode.initial_points,
+                               **config.acquisition_options)
         tuner = Tuner(hypermodel=_hypermodel(config, mode, data, "bayesian"),
                       max_trials=mode.trials, sampler=sampler,
                       pruner=make_pruner(config.pruning), **common)
@@ -382,6 +407,7 @@ def _train(config: CompareConfig, mode: Mode, spec: ObjectiveSpec, data, job: Jo
                          spec.metrics[0], wall, test, best.number if best else None,
                          mode.name, budget, kind=job.kind, repeat=job.repeat)
     tuner.study.set_user_attr(RESULT_ATTR, asdict(result))
+    tuner.study.set_user_attr(SAMPLER_OPTIONS_ATTR, config.sampler_options(mode))
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,7 +465,8 @@ def read_table(storage: str, study_name: str, spec: ObjectiveSpec) -> Table:
 
 
 def replay(table: Table, hypermodel: FraudHyperModel, strategy: str, seed: int,
-           initial_points: int, *, name: str = "replay") -> optuna.Study:
+           initial_points: int, *, name: str = "replay", xi: float | None = None,
+           kappa: float | None = None) -> optuna.Study:
     """``strategy`` searching the table's space (an in-memory study called ``name``): each
     trial declares the hypermodel's hyperparameters and reads its configuration's score from
     the table. Stops at the table's best, when every configuration has been read, or after
@@ -448,11 +475,13 @@ def replay(table: Table, hypermodel: FraudHyperModel, strategy: str, seed: int,
     if strategy == "grid":
         sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
     else:
-        sampler = make_sampler(strategy, seed, n_startup_trials=initial_points)
+        sampler = make_sampler(strategy, seed, n_startup_trials=initial_points, xi=xi,
+                               kappa=kappa)
     study = optuna.create_study(study_name=name, direction="maximize", sampler=sampler)
     study.set_user_attr("replay", {"strategy": strategy, "seed": seed, "table": table.study,
                                    "table_size": table.size, "table_best": table.best,
-                                   "initial_points": initial_points})
+                                   "initial_points": initial_points, "xi": xi,
+                                   "kappa": kappa})
     keys = list(table.rows)
     order = iter(np.random.default_rng(seed).permutation(table.size))
     target = table.best
@@ -713,7 +742,8 @@ def _run_article_strategy(config, mode, spec, data, storage, strategy, pruning, 
     if strategy == "grid":
         tuner: Tuner = GridSearch(max_trials=budget, **common)
     else:
-        sampler = make_sampler(strategy, config.seed, n_startup_trials=mode.initial_points)
+        sampler = make_sampler(strategy, config.seed, n_startup_trials=mode.initial_points,
+                               **config.acquisition_options)
         tuner = Tuner(max_trials=budget, sampler=sampler, **common)
     progress.set_description(name)
     seen = {"n": 0}
@@ -736,6 +766,7 @@ def _run_article_strategy(config, mode, spec, data, storage, strategy, pruning, 
     result = StrategyRun(strategy, pruning and not pareto, spec.name, " & ".join(spec.metrics),
                          wall, test, best.number if best else None, mode.name, budget)
     tuner.study.set_user_attr(RESULT_ATTR, asdict(result))
+    tuner.study.set_user_attr(SAMPLER_OPTIONS_ATTR, config.sampler_options(mode))
 
 
 def pareto_representative(study: optuna.Study) -> FrozenTrial | None:

@@ -12,10 +12,8 @@ lengthscales, and the weight ``w`` fitted with the other hyperparameters (prior:
 ``log w ~ N(0, 2**2)``). The product part alone makes configurations that differ in a category
 nearly unrelated, so a category tried only at poor numeric values (an optimizer with a poor
 learning rate) looks poor everywhere; the additive part learns a category's effect and the
-numeric effects separately and carries each to combinations not yet run. Measured on the mixed
-benchmark space, seeds 0-79 (docs/benchmarks.md): with the default initial design the median
-final regret went from 6.6e-7 to 2.6e-7 and the worst from 3.7e-2 (the best optimizer never
-found) to 2.5e-3.
+numeric effects separately and carries each to combinations not yet run (its measurement:
+docs/experiments.md).
 
 Priors, chosen for inputs in [0, 1] and standardised outputs (those of Optuna's
 ``GPSampler``, which fit these benchmarks well): ``log p(l) = -0.1 (l**2 + 1/l**2)`` on each
@@ -27,23 +25,19 @@ are fitted by maximum a posteriori with L-BFGS-B, warm-started from the previous
 The prior mean: at each value of the hyperparameters, ``m`` is the generalised least-squares
 estimate ``1'K^-1 y / 1'K^-1 1``, the value that maximises the likelihood, so it is profiled out
 of the fit rather than fixed. Where data are far, the GP predicts ``m``. A zero mean on
-standardised outputs (Optuna's ``GPSampler``, and this model before) predicts the plain average
-of the observed values there, and once a search has crowded points into a good region that
-average is high: unexplored regions, the corners of the cube above all (highest variance),
-look as good as an average evaluated point and Expected Improvement spends trials on them
-(Hartmann6, seed 0: 10 of 42 proposals at corners, all near the worst values). The least-squares
-estimate weighs correlated points as the little independent evidence they are: a cluster counts
-about as one point, so ``m`` is the level of the space as a whole. Measured on seeds 0-39
-(docs/benchmarks.md): median final regret 1.2e-3 -> 9.2e-6 on Hartmann6 (trials to regret
-< 0.1: median 43 -> 38), 5.8e-5 -> 3.5e-5 on Branin, 4.8e-5 -> 4.7e-7 on the mixed space.
+standardised outputs (Optuna's ``GPSampler``) predicts the plain average of the observed values
+there, and once a search has crowded points into a good region that average is high: unexplored
+regions, the corners of the cube above all (highest variance), look as good as an average
+evaluated point and Expected Improvement spends trials on them. The least-squares estimate
+weighs correlated points as the little independent evidence they are: a cluster counts about as
+one point, so ``m`` is the level of the space as a whole (its measurement: docs/experiments.md).
 
 The noise floor: Optuna's ``GPSampler`` keeps the noise variance above 1e-6 of the standardised
 outputs, i.e. a noise standard deviation of 1e-3 of the values' spread. On a deterministic
 objective the fit goes to that floor, and the floor then limits how finely the GP can locate an
-optimum: on Branin (values spread over about 50) it is a noise of 0.05, while the search is
-refining to regrets of 1e-4. With the floor at 1e-8 the median final regret over 20 seeds went
-from 2.7e-4 to 2.5e-5 (1e-10 gave the same, 2.6e-5); noisy objectives fit their noise far above
-either floor and do not notice (docs/benchmarks.md).
+optimum: the noise it implies can be larger than the differences the last trials refine. Hence
+the lower floor here (its measurement: docs/experiments.md); noisy objectives fit their noise
+far above either floor and do not notice.
 """
 
 from __future__ import annotations
@@ -273,10 +267,9 @@ def fit_model(
     ``theta = (log 1/l_i**2, log s, log(noise - MINIMUM_NOISE)[, log w])`` (``w``, the additive
     part's weight, with numeric and categorical columns both), minimised by L-BFGS-B to a
     gradient tolerance of 1e-2 (Optuna's ``GPSampler`` fits the same objective the same way). It
-    and its gradient are computed in closed form from one Cholesky factor (``_MapObjective``:
-    about 0.2 ms per evaluation on 50 points, against 1.7 ms for GPyTorch's generic marginal
-    likelihood and 1.0 ms for the same formula differentiated by torch's autograd), and the
-    result is loaded into the BoTorch model.
+    and its gradient are computed in closed form from one Cholesky factor (``_MapObjective``,
+    several times faster than GPyTorch's generic marginal likelihood or than the same formula
+    differentiated by torch's autograd), and the result is loaded into the BoTorch model.
     """
     model = make_model(X, Y, is_categorical, deterministic)
     n_dims = X.shape[-1]
@@ -328,8 +321,8 @@ class _MapObjective:
     out, so it adds no term: the likelihood is stationary in ``m`` there). Each ``dK/d theta_j`` is
     the kernel's derivative in its squared distance times the column's squared differences,
     which are computed once per fit; the priors' gradients are closed forms too. Torch's
-    autograd cost about 1.1 ms per evaluation (a hundred small operations and their backward
-    passes) against about 0.3 ms here.
+    autograd costs several times more per evaluation (a hundred small operations and their
+    backward passes).
     """
 
     def __init__(self, model: SingleTaskGP, deterministic: bool) -> None:
@@ -546,8 +539,8 @@ class CachedGP(Model):
 
     def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False,
                   posterior_transform=None, **kwargs) -> GaussianPosterior:
-        # All candidates as one (b, d) matrix, so the kernel block is one (b, n) matrix: 8.4 ms
-        # against 10.9 ms for log EI at 2048 candidates on 50 points in the (..., q, n) layout.
+        # All candidates as one (b, d) matrix, so the kernel block is one (b, n) matrix: faster
+        # than the (..., q, n) layout.
         batch = X.shape[:-1]
         k = self._k(X.reshape(-1, X.shape[-1]), self.train_X)  # (b, n)
         mean = k @ self._alpha + self._m
@@ -563,7 +556,7 @@ class CachedGP(Model):
         categorical columns), in closed form: with ``k`` the kernel between ``x`` and the
         training points, ``d mean = dk alpha`` and ``d variance = -2 dk K^-1 k``, where
         ``dk / dx_j = s * kernel'(r2) * 2 (x_j - X_j) / l_j**2``. The acquisition optimiser
-        needs both at every step; autograd through the posterior cost about twice as much."""
+        needs both at every step; autograd through the posterior costs more."""
         with torch.no_grad():
             diff, squared = differences(x, self.train_X, self._is_categorical)  # (b, n, d)
             inverse = self._inverse_squared_lengthscale

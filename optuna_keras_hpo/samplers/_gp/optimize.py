@@ -118,8 +118,9 @@ def _discrete_step(acqf, space, X, f):
     that column (all starts' options scored in one batch); which starts moved."""
     moved = np.zeros(len(X), dtype=bool)
     for i in (*space.discrete, *space.categorical):
-        allowed = space.dims[i].values
-        options = [_options(allowed, X[row, i]) for row in range(len(X))]
+        lattice = space.dims[i].lattice
+        options = [lattice.around(X[row, i], NEIGHBOURS, MAX_EXHAUSTIVE)
+                   for row in range(len(X))]
         counts = [len(o) for o in options]
         if not sum(counts):
             continue
@@ -135,12 +136,3 @@ def _discrete_step(acqf, space, X, f):
                     moved[row] = True
             start += count
     return X, f, moved
-
-
-def _options(allowed: np.ndarray, current: float) -> np.ndarray:
-    if len(allowed) <= MAX_EXHAUSTIVE:
-        return allowed[allowed != current]
-    i = int(np.argmin(np.abs(allowed - current)))
-    lo, hi = max(0, i - NEIGHBOURS), min(len(allowed), i + NEIGHBOURS + 1)
-    near = allowed[lo:hi]
-    return near[near != current]

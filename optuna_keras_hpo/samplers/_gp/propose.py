@@ -18,7 +18,7 @@ from scipy import stats
 from optuna_keras_hpo.samplers._gp.acquisition import ConstrainedAcquisition, make_acquisition
 from optuna_keras_hpo.samplers._gp.model import CachedGP, fit_model, log_evidence, model_state
 from optuna_keras_hpo.samplers._gp.optimize import optimize_acquisition
-from optuna_keras_hpo.samplers._gp.space import EncodedSpace
+from optuna_keras_hpo.samplers._gp.space import EncodedSpace, unordered_choices
 
 N_WARM_STARTS = 2  # best observed configurations that start a local search
 # How much more likely (in nats of the log evidence) the data must be under the GP of stretched
@@ -30,14 +30,14 @@ def propose(sampler, study: Study, trial: FrozenTrial,
             search_space: dict[str, BaseDistribution],
             trials: list[FrozenTrial]) -> dict[str, Any]:
     """The configuration to run as ``trial``, given the study's ``trials``."""
+    unordered = unordered_choices(study._storage.get_study_system_attrs(study._study_id))
     with _one_thread():
-        return _propose(sampler, study, trial, EncodedSpace(search_space), trials)
+        return _propose(sampler, study, trial, EncodedSpace(search_space, unordered), trials)
 
 
 @contextlib.contextmanager
 def _one_thread():
-    """The GP's matrices are tiny: torch's thread pool costs more than it saves (measured 4x
-    slower proposals with 2 threads on 2 cores)."""
+    """The GP's matrices are tiny: torch's thread pool costs more than it saves."""
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -193,17 +193,14 @@ def fit_surrogate(X: np.ndarray, y: np.ndarray, is_categorical: np.ndarray,
     the incumbent several standard deviations above everything else, so Expected Improvement away
     from the peak is negligible and the search stays on the first peak it climbed; the GP then
     models the transformed values, which compresses the tail, keeps the values' order (the
-    incumbent stays the incumbent) and lets the GP see the rest of the space (Hartmann6, 10
-    seeds: no run stuck above regret 0.12, against 5 in 10 without it). An exponent above 1 means
-    a long lower tail: the transform would stretch the top
-    values apart. Whether that helps depends on the function, so both GPs are fitted and the
-    stretched values are modelled only if the data are more probable under that GP by
-    ``STRETCH_EVIDENCE_MARGIN`` nats (:func:`~optuna_keras_hpo.samplers._gp.model.log_evidence`
-    plus the log Jacobian of the transform, so both are densities of the same ``y``). Measured on
-    50 seeds (docs/benchmarks.md): the mixed space's median final regret went from 4.9e-4 to
-    5.5e-5 (its runs had stalled refining the continuous learning rate), Branin's from 3.3e-5 to
-    6.8e-5 (the raw GP is usually the likelier there; still below ``GPSampler``'s 2.6e-4);
-    Hartmann6 (long upper tails) unchanged on 20 seeds.
+    incumbent stays the incumbent) and lets the GP see the rest of the space. An exponent above
+    1 means a long lower tail: the transform would stretch the top values apart, which lets the
+    GP tell the best values apart once a search is refining an optimum (a continuous learning
+    rate, say) but hurts other functions. So both GPs are fitted and the stretched values are
+    modelled only if the data are more probable under that GP by ``STRETCH_EVIDENCE_MARGIN``
+    nats (:func:`~optuna_keras_hpo.samplers._gp.model.log_evidence` plus the log Jacobian of the
+    transform, so both are densities of the same ``y``). The measurements behind both rules are
+    in docs/experiments.md.
     """
     torch_X = torch.from_numpy(X)
     transform = yeo_johnson(y)
@@ -262,8 +259,8 @@ def yeo_johnson_exponent(y: np.ndarray) -> float:
     ``scipy.stats.yeojohnson_normmax`` finds it (the same bounds, which keep the transformed
     values far from overflow, and the same ``fminbound`` search), with the log-likelihood
     ``-n/2 log var(yeojohnson(y)) + (lambda - 1) sum sign(y) log(1 + |y|)`` computed from scipy's
-    transform instead of scipy's log-space form: about 2 ms instead of about 10 ms per
-    proposal, with the same exponent (tested)."""
+    transform instead of scipy's log-space form: several times faster, with the same exponent
+    (tested)."""
     y = np.asarray(y, dtype=float)
     jacobian = _signed_log1p_sum(y)
 

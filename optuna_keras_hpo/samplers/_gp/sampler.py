@@ -54,7 +54,8 @@ class GaussianProcessSampler(BaseSampler):
             (KerasTuner's ``beta``).
         n_startup_trials: Random trials of the initial design before the GP is used;
             default 10, as Optuna's ``GPSampler`` (KerasTuner's is 3 x the number of
-            parameters; docs/migration.md compares the two).
+            parameters; docs/migration.md compares the two). 0: the GP from the second trial
+            on (the first has nothing to model).
         initial_design: ``"random"`` (default) or ``"sobol"`` (scrambled Sobol points, Optuna's
             ``QMCSampler``). Random measured better on Hartmann6 (1 of 5 seeds stuck in a local
             optimum at 60 trials, against 2 of 5 with Sobol).
@@ -102,7 +103,7 @@ class GaussianProcessSampler(BaseSampler):
                 value >= 0 and math.isfinite(value)
             ):
                 raise ValueError(f"{name}={value!r}; expected a finite number >= 0.")
-        check_int("n_startup_trials", n_startup_trials, minimum=1, allow_none=True)
+        check_int("n_startup_trials", n_startup_trials, minimum=0, allow_none=True)
         if initial_design not in INITIAL_DESIGNS:
             raise ValueError(
                 f"initial_design={initial_design!r}; expected one of {list(INITIAL_DESIGNS)}."
@@ -201,8 +202,9 @@ class GaussianProcessSampler(BaseSampler):
             )
         observed = _observed(self._study_trials(study, trial))
         completed = [t for t in observed if t.state == TrialState.COMPLETE]
-        n_startup = self.n_startup_trials or DEFAULT_INITIAL_POINTS
-        return len(completed) < n_startup
+        n_startup = (DEFAULT_INITIAL_POINTS if self.n_startup_trials is None
+                     else self.n_startup_trials)
+        return len(completed) < max(1, n_startup)  # the first trial has nothing to model
 
     def _maximised(self, study: Study) -> float:
         return 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
