@@ -20,6 +20,7 @@ Usage::
 
     .venv/bin/python benchmarks/workers.py
     .venv/bin/python benchmarks/workers.py --workers 1,8 --samplers tpe,gp-ei --markdown r.md
+    .venv/bin/python benchmarks/workers.py --workers 1,4 --heartbeats off,on,1 --repeats 5
 """
 
 from __future__ import annotations
@@ -215,6 +216,36 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
+
+
+def repeats_table(rows: list[dict]) -> str:
+    """Per configuration over the repeats: trials/min and its ratio to heartbeats off in the same
+    repeat (paired), as median [first quartile, third quartile]."""
+    lines = ["| sampler | heartbeats | workers | repeats | trials/min | vs heartbeats off "
+             "(same repeat) | other overhead ms/trial |", "| " + " | ".join(["---"] * 7) + " |"]
+    keys = dict.fromkeys((r["sampler"], r["heartbeats"], r["workers"]) for r in rows)
+    for sampler, heartbeats, workers in keys:
+        mine = {r["repeat"]: r for r in rows
+                if (r["sampler"], r["heartbeats"], r["workers"]) == (sampler, heartbeats, workers)}
+        off = {r["repeat"]: r for r in rows
+               if (r["sampler"], r["heartbeats"], r["workers"]) == (sampler, "off", workers)}
+        rates = _quartiles([r["per_minute"] for r in mine.values()])
+        ratios = [r["per_minute"] / off[k]["per_minute"] for k, r in mine.items() if k in off]
+        q = _quartiles(ratios) if ratios else (float("nan"),) * 3
+        other = _quartiles([r["other_ms"] for r in mine.values()])
+        lines.append(
+            f"| {sampler} | {heartbeats} | {workers} | {len(mine)} | "
+            f"{rates[1]:.1f} [{rates[0]:.1f}, {rates[2]:.1f}] | "
+            f"{q[1]:.3f}x [{q[0]:.3f}, {q[2]:.3f}] | "
+            f"{other[1]:.1f} [{other[0]:.1f}, {other[2]:.1f}] |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--storage", default=DEFAULT_STORAGE,
@@ -227,19 +258,24 @@ def main() -> None:
     parser.add_argument("--heartbeats", default="on",
                         help="comma-separated: on (the default interval), off, or an interval "
                              "in seconds; each is run beside the others (default on)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="times the whole set of configurations is run, interleaved; with "
+                             "more than one, a table of medians and quartiles follows (1)")
     parser.add_argument("--markdown", type=Path, help="write the table there (overwritten)")
     parser.add_argument("--keep", action="store_true", help="keep the studies")
     args = parser.parse_args()
     rows = []
-    for sampler in args.samplers.split(","):
-        for n in (int(w) for w in args.workers.split(",")):
-            for heartbeats in args.heartbeats.split(","):
-                row = run(args.storage, sampler, n, args.trials_per_worker, args.sleep,
-                          args.keep, heartbeats)
-                rows.append(row)
-                print(f"{sampler} x{n} heartbeats {heartbeats}: "
-                      f"{row['per_minute']:.1f} trials/min", file=sys.stderr)
-    text = table(rows)
+    for repeat in range(args.repeats):  # outermost: a drift of the machine hits every setting
+        for sampler in args.samplers.split(","):
+            for n in (int(w) for w in args.workers.split(",")):
+                for heartbeats in args.heartbeats.split(","):
+                    row = run(args.storage, sampler, n, args.trials_per_worker, args.sleep,
+                              args.keep, heartbeats)
+                    row["repeat"] = repeat
+                    rows.append(row)
+                    print(f"repeat {repeat + 1}/{args.repeats}: {sampler} x{n} heartbeats "
+                          f"{heartbeats}: {row['per_minute']:.1f} trials/min", file=sys.stderr)
+    text = table(rows) if args.repeats == 1 else repeats_table(rows)
     print(text)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
