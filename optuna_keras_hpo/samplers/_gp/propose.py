@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 import torch
 from optuna.distributions import BaseDistribution
 from optuna.study import Study, StudyDirection
@@ -247,40 +246,11 @@ def yeo_johnson(y: np.ndarray) -> YeoJohnson | None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # overflow warnings at extreme trial exponents
-        transform = YeoJohnson(y, yeo_johnson_exponent(y))
+        transform = YeoJohnson(y, float(stats.yeojohnson_normmax(y)))
     # Equal transformed values (a zero spread) give 0 / 0 here, so this also covers them.
     if not (np.all(np.isfinite(transform.values)) and np.isfinite(transform.log_jacobian)):
         return None
     return transform
-
-
-def yeo_johnson_exponent(y: np.ndarray) -> float:
-    """The maximum-likelihood Yeo-Johnson exponent of ``y``, as
-    ``scipy.stats.yeojohnson_normmax`` finds it (the same bounds, which keep the transformed
-    values far from overflow, and the same ``fminbound`` search), with the log-likelihood
-    ``-n/2 log var(yeojohnson(y)) + (lambda - 1) sum sign(y) log(1 + |y|)`` computed from scipy's
-    transform instead of scipy's log-space form: several times faster, with the same exponent
-    (tested)."""
-    y = np.asarray(y, dtype=float)
-    jacobian = _signed_log1p_sum(y)
-
-    def negative_llf(exponent: float) -> float:
-        variance = stats.yeojohnson(y, exponent).var()
-        if not variance > 0 or not np.isfinite(variance):
-            return np.inf
-        return 0.5 * len(y) * np.log(variance) - (exponent - 1) * jacobian
-
-    # scipy's bounds: values up to 20 times the largest observed one stay within half of the
-    # floating-point exponent range once transformed.
-    log1p_max = np.log1p(20 * np.max(np.abs(y)))
-    eps = np.finfo(float).eps
-    lower = (np.log(np.finfo(float).tiny) - np.log(eps)) / 2 / log1p_max
-    upper = (np.log(np.finfo(float).max) + np.log(eps)) / 2 / log1p_max
-    if np.all(y < 0):
-        lower, upper = 2 - upper, 2 - lower
-    elif np.any(y < 0):
-        lower, upper = max(2 - upper, lower), min(2 - lower, upper)
-    return float(scipy.optimize.fminbound(negative_llf, lower, upper, xtol=1.48e-8))
 
 
 def _signed_log1p_sum(y: np.ndarray) -> float:
