@@ -494,7 +494,7 @@ def test_pruned_trials_are_observations_no_better_than_the_median():
     ({"xi": -0.1}, "xi=-0.1"),
     ({"kappa": -1}, "kappa=-1"),
     ({"kappa": float("nan")}, "kappa=nan"),
-    ({"n_startup_trials": 0}, "n_startup_trials=0"),
+    ({"n_startup_trials": -1}, "n_startup_trials=-1"),
     ({"initial_design": "lhs"}, "initial_design='lhs'"),
 ])
 def test_bad_arguments_raise_value_error(kwargs, message):
