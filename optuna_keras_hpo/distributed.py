@@ -145,7 +145,7 @@ def point_key(trial: FrozenTrial) -> Hashable | None:
     attrs = trial.system_attrs
     if "grid_id" in attrs:
         return ("grid", attrs["grid_id"], json.dumps(attrs.get("search_space"), sort_keys=True))
-    if attrs.get("fixed_params"):
+    if "fixed_params" in attrs:
         return ("fixed", json.dumps(attrs["fixed_params"], sort_keys=True))
     return None
 
@@ -197,6 +197,10 @@ class TrialBudget:
                       f"{admitted} earlier trials of other workers")
         elif self.unique_points and me.system_attrs.get(GRID_FULL_ATTR):
             reason = "every point of the grid is taken by other trials"
+        elif self.unique_points and point_key(me) is None:
+            # The tuner queued a point and then asked; another worker's ask took the queued
+            # trial first, so this one was created without a point.
+            reason = "it holds no point of the grid (another worker took the one queued for it)"
         elif self.unique_points and point_key(me) is not None and point_key(me) in held:
             reason = "its grid point is run by an earlier trial of another worker"
         if reason is None:

@@ -160,7 +160,7 @@ class GridSearch(Tuner):
         return grid_points(self._tuned_space(), _fixed_values(self))
 
     def _default_sampler(self) -> optuna.samplers.BaseSampler:
-        return DistributedGridSampler(self.grid(), seed=self.seed)
+        return DistributedGridSampler(self.grid(), seed=self.seed, assign_points=False)
 
     def _known_for_grid(self) -> set[str]:
         return set(self.hyperparameters._hps)

@@ -1,5 +1,6 @@
 """The KerasTuner facade end to end: real Keras models, real Optuna studies on SQLite."""
 
+import json
 import math
 
 import keras
@@ -122,6 +123,45 @@ def test_grid_search_visits_each_point_once(tiny_data, tmp_path):
                           directory=tmp_path, project_name="grid")
     again.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
     assert len(again.study.trials) == 6
+
+
+@pytest.mark.parametrize("strategy", ["grid", "finite_random"])
+def test_a_trial_created_after_another_worker_took_its_queued_point_is_refused(
+        strategy, tiny_data, tmp_path):
+    """Two workers on one grid: this one queues a point, another worker's ``ask`` takes it (and
+    runs it), so this worker's ``ask`` creates a trial without a point. That trial is refused
+    at admission instead of running some point on its own (a point run twice)."""
+    x, y, xv, yv = tiny_data
+    stolen = []
+
+    def build(hp):
+        hp.Choice("units", [4, 8])
+        hp.Choice("learning_rate", [0.01, 0.1])
+        return build_tiny(hp)
+
+    base = kt.GridSearch if strategy == "grid" else kt.RandomSearch
+
+    class RacedTuner(base):
+        def _prepare_trial(self):
+            ready = super()._prepare_trial()
+            if not stolen:  # the other worker, between this worker's enqueue and its ask
+                other = optuna.load_study(study_name=self.study_name,
+                                          storage=self.study._storage)
+                trial = other.ask()
+                stolen.append(trial.number)
+                other.tell(trial, 0.5)
+            return ready
+
+    tuner = RacedTuner(build, objective="val_accuracy", max_trials=4, seed=0,
+                       directory=tmp_path, project_name=strategy, overwrite=True)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    trials = tuner.study.trials
+    refused = trials[stolen[0] + 1]
+    assert refused.state == TrialState.FAIL
+    assert "holds no point of the grid" in refused.user_attrs["fail_reason"]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    points = [json.dumps(t.system_attrs["fixed_params"], sort_keys=True) for t in complete]
+    assert len(complete) == 4 and len(set(points)) == 4  # every point once
 
 
 def test_grid_search_includes_hyperparameters_declared_in_fit(tiny_data, tmp_path):

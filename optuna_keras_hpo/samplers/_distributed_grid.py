@@ -34,13 +34,18 @@ class DistributedGridSampler(optuna.samplers.GridSampler):
     Args:
         search_space: Parameter name -> the values to try.
         seed: Seed for picking among free points (the grid's order does not depend on it).
+        assign_points: Give a point to a trial that was not enqueued with one. ``GridSearch``
+            enqueues every point itself and passes False: a trial created without its point
+            (another worker took the queued one) holds none and is refused at admission.
     """
 
     def __init__(
-        self, search_space: Mapping[str, Sequence[Any]], seed: int | None = None
+        self, search_space: Mapping[str, Sequence[Any]], seed: int | None = None,
+        assign_points: bool = True,
     ) -> None:
         super().__init__(search_space, seed=0)
         self._pick_rng = np.random.RandomState(seed)
+        self.assign_points = assign_points
 
     def reseed_rng(self) -> None:
         self._pick_rng.seed()
@@ -48,6 +53,8 @@ class DistributedGridSampler(optuna.samplers.GridSampler):
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs:
             return  # a retried or enqueued trial keeps its point
+        if not self.assign_points:
+            return
         free = self.free_grid_ids(study._storage.get_all_trials(study._study_id, deepcopy=False))
         storage = study._storage
         if free:
