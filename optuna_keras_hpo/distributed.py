@@ -104,18 +104,20 @@ def fail_dead_local_trials(study: optuna.Study, trials: list[FrozenTrial],
     return failed
 
 
-_INTERRUPTED = "Interrupted (KeyboardInterrupt) during the trial"
+def _rerunnable(trial: FrozenTrial) -> bool:
+    """Whether the trial has a configuration to run again (its values were drawn, or it was
+    enqueued with them)."""
+    return bool(trial.params or trial.system_attrs.get("fixed_params"))
 
 
 def mark_interrupted(study: optuna.Study, trial_id: int) -> None:
     """Record on the (RUNNING) trial that the search was interrupted during it (Ctrl-C): its
     ``fail_reason``, and the died marker that frees its place in the budget and its grid
     point."""
-    trial = study._storage.get_trial(trial_id)
-    rerun = bool(trial.params or trial.system_attrs.get("fixed_params"))
+    rerun = _rerunnable(study._storage.get_trial(trial_id))
     study._storage.set_trial_user_attr(
-        trial_id, FAIL_REASON_ATTR,
-        _INTERRUPTED + ("; it runs again when the search resumes." if rerun else "."))
+        trial_id, FAIL_REASON_ATTR, "Interrupted (KeyboardInterrupt) during the trial"
+        + ("; it runs again when the search resumes." if rerun else "."))
     study._storage.set_trial_system_attr(trial_id, WORKER_DIED_ATTR, True)
 
 
@@ -128,10 +130,10 @@ def fail_interrupted(study: optuna.Study, trial_id: int) -> None:
         mark_interrupted(study, trial_id)
         storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     trial = storage.get_trial(trial_id)
-    if trial.state == TrialState.FAIL and trial.user_attrs.get(
-            FAIL_REASON_ATTR, "").startswith(_INTERRUPTED + ";"):
+    if (trial.state == TrialState.FAIL and trial.system_attrs.get(WORKER_DIED_ATTR)
+            and _rerunnable(trial)):
         retries = len(trial.system_attrs.get("retry_history", []))
-        storage_lib.RetryDeadWorkerTrial(retries + 1)(study, trial)
+        storage_lib.RetryDeadWorkerTrial(retries + 1)(study, trial)  # always one more
 
 
 def refused(trial: FrozenTrial) -> bool:

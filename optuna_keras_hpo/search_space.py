@@ -50,9 +50,10 @@ def load(study: optuna.Study, space: HyperParameters, record: bool = False) -> N
     stored = study._storage.get_study_system_attrs(study._study_id).get(SPACE_ATTR)
     if stored:
         space.merge(HyperParameters.from_config({"space": stored}).space, overwrite=False)
-    if record and space.space and space.get_config()["space"] != stored:
-        study._storage.set_study_system_attr(study._study_id, SPACE_ATTR,
-                                             space.get_config()["space"])
+    if record and space.space:
+        config = space.get_config()["space"]
+        if config != stored:
+            study._storage.set_study_system_attr(study._study_id, SPACE_ATTR, config)
 
 
 def learn(study: optuna.Study, space: HyperParameters, declared: HyperParameters) -> None:

@@ -352,7 +352,7 @@ class Tuner:
                     raise  # no trial was created: the storage failed
                 if isinstance(error, UnboundLocalError) and isinstance(
                         error.__context__, KeyboardInterrupt):
-                    # Ctrl-C inside Optuna's tell (the trial is recorded): Optuna 4's
+                    # Ctrl-C inside Optuna's tell (the trial is recorded): Optuna's
                     # _run_trial turns it into this error in its `finally`.
                     raise error.__context__ from None
                 recorded = self.study._storage.get_trial(self.study.asked_trial_id)
@@ -362,15 +362,15 @@ class Tuner:
                         f"Optuna's tell raised {type(error).__name__}: {error}", RuntimeWarning,
                         stacklevel=2)
                     failures = 0
-                    error = None
                 else:
                     failures += 1
-                limit = self.max_consecutive_failed_trials
-                if error is not None and limit is not None and failures >= limit:
-                    raise RuntimeError(
-                        f"{failures} consecutive trials failed (max_consecutive_failed_trials="
-                        f"{limit}). The last one failed with {type(error).__name__}: {error}"
-                    ) from error
+                    limit = self.max_consecutive_failed_trials
+                    if limit is not None and failures >= limit:
+                        raise RuntimeError(
+                            f"{failures} consecutive trials failed (max_consecutive_failed_"
+                            f"trials={limit}). The last one failed with "
+                            f"{type(error).__name__}: {error}"
+                        ) from error
             # The trial this process ran, read alone (study.trials would read and copy all).
             last = self._view(self.study._storage.get_trial(self.study.asked_trial_id))
             if verbose:

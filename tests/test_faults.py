@@ -200,6 +200,15 @@ def _open(kind: str, url: str, tmp_path: Path):
     return make_storage(default_storage_url(tmp_path / "defaults") if kind == "sqlite" else url)
 
 
+def _delete(kind: str, url: str, name: str, tmp_path: Path) -> None:
+    """Delete a test's study from a shared server (the default SQLite study is the test's)."""
+    if kind != "sqlite":
+        try:
+            optuna.delete_study(study_name=name, storage=_open(kind, url, tmp_path))
+        except KeyError:
+            pass
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", MOMENTS)
 @pytest.mark.parametrize("kind", STORAGES)
@@ -237,11 +246,7 @@ def test_a_kill_at_any_moment_then_a_rerun_ends_with_exactly_max_trials(kind, mo
             assert trials[2].state == TrialState.FAIL and len(trials) == 5
             assert "died during the trial" in trials[2].user_attrs[FAIL_REASON_ATTR]
     finally:
-        if kind != "sqlite":
-            try:
-                optuna.delete_study(study_name=name, storage=_open(kind, url, tmp_path))
-            except KeyError:
-                pass
+        _delete(kind, url, name, tmp_path)
 
 
 def _completed_points(trials) -> list[tuple]:
@@ -296,11 +301,7 @@ def test_three_grid_workers_one_killed_at_any_moment_finish_the_grid_once(kind, 
             assert killed[0].state == TrialState.FAIL
             assert "died during the trial" in killed[0].user_attrs[FAIL_REASON_ATTR]
     finally:
-        if kind != "sqlite":
-            try:
-                optuna.delete_study(study_name=name, storage=_open(kind, url, tmp_path))
-            except KeyError:
-                pass
+        _delete(kind, url, name, tmp_path)
 
 
 def _close_other_connections(url: str) -> int:

@@ -189,21 +189,12 @@ class CompareConfig:
             )
         check_sampler_options(list(self.strategies), xi=self.xi, kappa=self.kappa,
                               initial_points=self.initial_points)
-        if self.initial_points is not None and (
-                isinstance(self.initial_points, bool) or not isinstance(self.initial_points, int)
-                or self.initial_points < 0):
-            raise ValueError(f"initial_points={self.initial_points!r}; expected an integer >= 0 "
-                             "or None.")
-        for name in ("trials", "grid_budget", "rows", "repeats", "jobs"):
+        for name, minimum in (("trials", 1), ("grid_budget", 1), ("rows", 1), ("repeats", 1),
+                              ("jobs", 1), ("continuous_repeats", 0), ("initial_points", 0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise ValueError(f"{name}={value!r}; expected a positive integer or None.")
-        if self.continuous_repeats is not None and (
-                isinstance(self.continuous_repeats, bool)
-                or not isinstance(self.continuous_repeats, int) or self.continuous_repeats < 0):
-            raise ValueError(f"continuous_repeats={self.continuous_repeats!r}; expected an "
-                             "integer >= 0 (0: no continuous searches) or None.")
+                                      or value < minimum):
+                raise ValueError(f"{name}={value!r}; expected an integer >= {minimum} or None.")
         if (self.data is None) != (self.target is None):
             raise ValueError(
                 f"data={self.data!r}, target={self.target!r}; give both (a CSV file and its "

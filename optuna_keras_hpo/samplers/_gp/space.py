@@ -1,8 +1,9 @@
 """The search space as the GP sees it: every parameter one column, in [0, 1] or a category code.
 
 - continuous floats: ``(x - low) / (high - low)``, in log space for log distributions;
-- integers and stepped floats: the same map, restricted to their lattice (a *discrete* column
-  whose allowed values are listed), so the acquisition is only optimised over real values;
+- integers and stepped floats: the same map, restricted to their lattice (a *discrete* column;
+  the lattice is a formula, :class:`StepLattice`), so the acquisition is only optimised over
+  real values;
 - categorical parameters whose choices are all numbers: ordinal, their ranks spread on [0, 1]
   (KerasTuner's ``Choice`` is ordered by default for numbers), unless declared unordered
   (``hp.Choice(..., ordered=False)``, read from the tuner's search space in the study);
