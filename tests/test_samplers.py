@@ -594,6 +594,18 @@ def test_multi_objective_studies_spread_along_the_pareto_front():
     assert len(study.best_trials) >= 8
 
 
+def test_an_objective_equal_on_every_trial_leaves_the_scalarisation_finite():
+    # The second objective never varies: ParEGO scales each objective by its range, zero here.
+    space = {"x": FloatDistribution(0.0, 1.0)}
+    study = optuna.create_study(directions=["minimize", "maximize"],
+                                sampler=GaussianProcessSampler(seed=0, n_startup_trials=4))
+    for _ in range(12):
+        trial = study.ask(space)
+        study.tell(trial, [(trial.params["x"] - 0.3) ** 2, 1.0])
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert min(abs(t.params["x"] - 0.3) for t in study.trials[4:]) < 0.05
+
+
 def test_constraints_set_by_the_objective_are_used_too():
     # Optuna 5's trial.set_constraint: no constraints_func on the sampler.
     space = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}

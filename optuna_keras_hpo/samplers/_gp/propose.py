@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
+from botorch.utils.sampling import sample_simplex
 from optuna.distributions import BaseDistribution
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -132,24 +134,22 @@ def training_data(trials: list[FrozenTrial], space: EncodedSpace, sign: float
 def scalarized_training_data(trials: list[FrozenTrial], directions: list[StudyDirection],
                              space: EncodedSpace, rng: np.random.RandomState
                              ) -> tuple[np.ndarray, np.ndarray]:
-    """ParEGO (Knowles, 2006; BoTorch's qParEGO): the objectives of the completed trials,
-    each oriented to be maximised and scaled to [0, 1] over the trials, combined with fresh
-    random weights ``w`` (uniform on the simplex) into one value to maximise, the augmented
-    Chebyshev scalarisation ``min_i(w_i f_i) + 0.05 sum_i(w_i f_i)``. Each proposal draws new
-    weights, so successive proposals aim at different parts of the Pareto front."""
+    """ParEGO (Knowles, 2006), BoTorch's qParEGO scalarisation: fresh weights ``w`` uniform on
+    the simplex (``sample_simplex``) and the augmented Chebyshev scalarisation
+    (``get_chebyshev_scalarization``) of the objectives oriented to be maximised and scaled to
+    [0, 1] over the trials, ``-max_i(w_i (1 - f_i)) - 0.05 sum_i w_i (1 - f_i)``, one value to
+    maximise. Each proposal draws new weights, so successive proposals aim at different parts
+    of the Pareto front."""
     trials = [t for t in trials if t.state == TrialState.COMPLETE
               and t.values is not None and np.all(np.isfinite(t.values))]
     if not trials:
         return np.empty((0, space.dim)), np.empty(0)
-    signs = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions])
-    F = np.array([t.values for t in trials], dtype=float) * signs
-    low, span = F.min(axis=0), np.ptp(F, axis=0)
-    F = (F - low) / np.where(span > 0, span, 1.0)
-    weights = rng.dirichlet(np.ones(F.shape[1]))
-    weighted = F * weights
-    y = weighted.min(axis=1) + 0.05 * weighted.sum(axis=1)
+    signs = torch.tensor([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions],
+                         dtype=torch.float64)
+    F = torch.tensor([t.values for t in trials], dtype=torch.float64) * signs
+    weights = sample_simplex(F.shape[1], seed=int(rng.randint(2**31)), dtype=F.dtype)[0]
     X = np.stack([space.encode(_params_in(t, space)) for t in trials])
-    return X, y
+    return X, get_chebyshev_scalarization(weights, F)(F).numpy()
 
 
 def _any_constraints(trials: list[FrozenTrial]) -> bool:

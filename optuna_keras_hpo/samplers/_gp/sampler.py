@@ -72,7 +72,7 @@ class GaussianProcessSampler(BaseSampler):
             without this argument.
 
     Multi-objective studies: each proposal scalarises the objectives with random weights
-    (ParEGO's augmented Chebyshev scalarisation, as BoTorch's qParEGO) and maximises the
+    (ParEGO's augmented Chebyshev scalarisation, BoTorch's qParEGO) and maximises the
     acquisition of that one value, so successive proposals spread along the Pareto front.
 
     Example::
