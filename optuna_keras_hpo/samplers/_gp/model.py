@@ -52,7 +52,7 @@ import torch
 from botorch.models import SingleTaskGP
 from botorch.models.model import Model
 from botorch.models.transforms.outcome import Standardize
-from botorch.posteriors import Posterior
+from botorch.posteriors.torch import TorchPosterior
 from gpytorch.constraints import GreaterThan, Positive
 from gpytorch.priors import GammaPrior, Prior
 from linear_operator.utils.cholesky import psd_safe_cholesky
@@ -158,9 +158,6 @@ def matern52_of_squared(squared: torch.Tensor, inverse_squared_lengthscale: torc
     """:func:`mixed_matern52` from :func:`squared_differences` (computed once for the training
     points while the hyperparameters are fitted)."""
     inverse = inverse_squared_lengthscale
-    if inverse.dim() > 1:  # a batch of lengthscales
-        inverse = inverse.unsqueeze(-2)
-        return _Matern52.apply((squared * inverse).sum(-1))
     if additive is None:
         return _Matern52.apply(squared @ inverse)
     r2_cat = squared @ (inverse * is_categorical)
@@ -456,33 +453,6 @@ def model_state(model: SingleTaskGP) -> np.ndarray:
     ])
 
 
-class GaussianPosterior(Posterior):
-    """Independent normal marginals (all an analytic acquisition reads)."""
-
-    def __init__(self, mean: torch.Tensor, variance: torch.Tensor) -> None:
-        self._mean, self._variance = mean, variance
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self._mean
-
-    @property
-    def variance(self) -> torch.Tensor:
-        return self._variance
-
-    @property
-    def device(self) -> torch.device:
-        return self._mean.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._mean.dtype
-
-    def rsample(self, sample_shape: torch.Size | None = None) -> torch.Tensor:
-        shape = torch.Size(sample_shape or [1]) + self._mean.shape
-        return self._mean + self._variance.sqrt() * torch.randn(shape, dtype=self.dtype)
-
-
 class CachedGP(Model):
     """The posterior of a fitted GP with its Cholesky factor computed once.
 
@@ -538,7 +508,7 @@ class CachedGP(Model):
                                                  self._is_categorical, self._additive)
 
     def posterior(self, X: torch.Tensor, output_indices=None, observation_noise=False,
-                  posterior_transform=None, **kwargs) -> GaussianPosterior:
+                  posterior_transform=None, **kwargs) -> TorchPosterior:
         # All candidates as one (b, d) matrix, so the kernel block is one (b, n) matrix: faster
         # than the (..., q, n) layout.
         batch = X.shape[:-1]
@@ -548,7 +518,9 @@ class CachedGP(Model):
         variance = (self._scale - v.square().sum(-1)).clamp_min(1e-12)
         mean = (mean * self._y_std + self._y_mean).reshape(*batch, 1)
         variance = (variance * self._y_std.square()).reshape(*batch, 1)
-        return GaussianPosterior(mean, variance)
+        # Independent normal marginals: all an analytic acquisition reads.
+        normal = torch.distributions.Normal(mean, variance.sqrt(), validate_args=False)
+        return TorchPosterior(normal)
 
     def mean_variance_and_gradients(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The posterior mean and variance at the rows of ``x`` (``(b, d)``), in the objective's
