@@ -2,42 +2,16 @@
 
 Kernel: ``k(x, x') = s * matern52(r)``, ``r**2 = sum_i d_i(x_i, x'_i) / l_i**2`` where
 ``d_i = (x_i - x'_i)**2`` for numeric columns and ``1[x_i != x'_i]`` (Hamming) for categorical
-ones; a constant prior mean ``m`` (below).
+ones. With numeric and categorical columns both, plus an additive part as BoTorch's
+``MixedSingleTaskGP``: ``s * (matern52(r) + w (matern52(r_num) + matern52(r_cat)) / 2) / (1 + w)``,
+``r_num`` and ``r_cat`` the distances over the numeric and the categorical columns with the same
+lengthscales, ``w`` fitted (prior ``log w ~ N(0, 2**2)``).
 
-With numeric and categorical columns both, the kernel also has an additive part, as BoTorch's
-``MixedSingleTaskGP`` (sum and product of a numeric and a categorical kernel):
-``s * (matern52(r) + w (matern52(r_num) + matern52(r_cat)) / 2) / (1 + w)``, ``r_num`` and
-``r_cat`` the distances over the numeric and over the categorical columns with the same
-lengthscales, and the weight ``w`` fitted with the other hyperparameters (prior:
-``log w ~ N(0, 2**2)``). The product part alone makes configurations that differ in a category
-nearly unrelated, so a category tried only at poor numeric values (an optimizer with a poor
-learning rate) looks poor everywhere; the additive part learns a category's effect and the
-numeric effects separately and carries each to combinations not yet run (its measurement:
-docs/experiments.md).
-
-Priors, chosen for inputs in [0, 1] and standardised outputs (those of Optuna's
-``GPSampler``, which fit these benchmarks well): ``log p(l) = -0.1 (l**2 + 1/l**2)`` on each
-lengthscale (mode at 1), Gamma(2, 1) on ``s``, Gamma(1.1, 30) on the noise variance, which
-stays above ``MINIMUM_NOISE`` (1e-8); ``w``'s above. Hyperparameters
-are fitted by maximum a posteriori with L-BFGS-B, warm-started from the previous fit
-(:func:`fit_model`).
-
-The prior mean: at each value of the hyperparameters, ``m`` is the generalised least-squares
-estimate ``1'K^-1 y / 1'K^-1 1``, the value that maximises the likelihood, so it is profiled out
-of the fit rather than fixed. Where data are far, the GP predicts ``m``. A zero mean on
-standardised outputs (Optuna's ``GPSampler``) predicts the plain average of the observed values
-there, and once a search has crowded points into a good region that average is high: unexplored
-regions, the corners of the cube above all (highest variance), look as good as an average
-evaluated point and Expected Improvement spends trials on them. The least-squares estimate
-weighs correlated points as the little independent evidence they are: a cluster counts about as
-one point, so ``m`` is the level of the space as a whole (its measurement: docs/experiments.md).
-
-The noise floor: Optuna's ``GPSampler`` keeps the noise variance above 1e-6 of the standardised
-outputs, i.e. a noise standard deviation of 1e-3 of the values' spread. On a deterministic
-objective the fit goes to that floor, and the floor then limits how finely the GP can locate an
-optimum: the noise it implies can be larger than the differences the last trials refine. Hence
-the lower floor here (its measurement: docs/experiments.md); noisy objectives fit their noise
-far above either floor and do not notice.
+Priors for inputs in [0, 1] and standardised outputs (Optuna ``GPSampler``'s):
+``log p(l) = -0.1 (l**2 + 1/l**2)`` on each lengthscale, Gamma(2, 1) on ``s``, Gamma(1.1, 30) on
+the noise variance, which stays above ``MINIMUM_NOISE``. The constant prior mean ``m`` is the
+generalised least-squares estimate ``1'K^-1 y / 1'K^-1 1``, profiled out of the MAP fit
+(:func:`fit_model`). Why each choice, and what it measured: docs/concepts.md, "The surrogate".
 """
 
 from __future__ import annotations
