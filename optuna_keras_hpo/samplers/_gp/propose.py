@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 import torch
 from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
 from botorch.utils.sampling import sample_simplex
@@ -38,13 +39,22 @@ def propose(sampler, study: Study, trial: FrozenTrial,
 
 @contextlib.contextmanager
 def _one_thread():
-    """The GP's matrices are tiny: torch's thread pool costs more than it saves."""
+    """The GP's matrices are tiny: torch's and the BLAS libraries' thread pools (NumPy's and
+    SciPy's OpenBLAS) cost more than they save, and far more when other processes (a Keras
+    fit, another worker) hold the cores (docs/benchmarks.md, "The GP sampler's pieces")."""
+    global _controller
+    if _controller is None:  # inspects the loaded libraries once: ~10 us per use afterwards
+        _controller = threadpoolctl.ThreadpoolController()
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with _controller.limit(limits=1):
+            yield
     finally:
         torch.set_num_threads(n_threads)
+
+
+_controller: threadpoolctl.ThreadpoolController | None = None
 
 
 def _propose(sampler, study: Study, trial: FrozenTrial, space: EncodedSpace,
