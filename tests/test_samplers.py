@@ -520,35 +520,26 @@ def test_long_upper_tail_is_compressed_in_order_and_xi_follows():
 def test_long_lower_tail_is_not_compressed():
     rng = np.random.default_rng(1)
     # Negated Branin-like losses: most values close to the best, a long tail of bad ones. The
-    # exponent above 1 leaves them to fit_surrogate's evidence test (the next test), never to
-    # the compression of long upper tails.
+    # exponent above 1 keeps them from the compression of long upper tails (the next test).
     y = -np.concatenate([rng.gamma(1.0, 5.0, 30) + 0.4, [150.0, 300.0]])
     transform = yeo_johnson(y)
     assert transform.exponent > 1
     assert np.array_equal(np.argsort(transform.values), np.argsort(y))
 
 
-def test_a_long_lower_tail_is_stretched_only_when_the_gp_of_the_stretched_values_is_likelier():
-    x = np.random.default_rng(0).uniform(0.0, 1.0, (30, 1))
-    not_categorical = np.zeros(1, dtype=bool)
+def test_a_long_lower_tail_is_modelled_as_it_is():
     # A smooth function seen through the inverse of a Yeo-Johnson transform with exponent 2.5:
-    # a long lower tail, and smooth only once stretched back.
+    # a long lower tail. Stretching such values apart trapped Branin runs on its boundary
+    # (docs/experiments.md), so they are modelled untransformed.
+    x = np.random.default_rng(0).uniform(0.0, 1.0, (30, 1))
     h = np.sin(6 * x[:, 0])
     warped = np.where(h >= 0, (2.5 * np.clip(h, 0, None) + 1) ** 0.4 - 1,
                       1 - (1 + np.clip(h, None, 0) / 2) ** -2.0)
     assert yeo_johnson(warped).exponent > 1
-    fitted, to_model = fit_surrogate(x, warped, not_categorical, None, False)
-    assert to_model is not _identity
-    standardised = (fitted.train_targets * fitted.outcome_transform.stdvs.squeeze()
-                    + fitted.outcome_transform.means.squeeze())
-    assert float(standardised.max()) == pytest.approx(to_model(warped.max()))
-    # A smooth quadratic, also with a long lower tail: its own GP is the likelier one.
-    quadratic = -(3 * x[:, 0]) ** 2
-    assert yeo_johnson(quadratic).exponent > 1
-    fitted, to_model = fit_surrogate(x, quadratic, not_categorical, None, False)
+    fitted, to_model = fit_surrogate(x, warped, np.zeros(1, dtype=bool), None, False)
     assert to_model is _identity
     assert np.allclose(fitted.outcome_transform.untransform(
-        fitted.train_targets.unsqueeze(-1))[0].squeeze().numpy(), quadratic)
+        fitted.train_targets.unsqueeze(-1))[0].squeeze().numpy(), warped)
 
 
 def test_constraints_steer_the_search_to_the_feasible_region():

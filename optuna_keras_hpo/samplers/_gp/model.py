@@ -268,21 +268,6 @@ def fit_model(
     return model
 
 
-def log_evidence(fitted: SingleTaskGP) -> float:
-    """``log p(y | theta) + log p(theta)`` of a model fitted by :func:`fit_model`, at its fitted
-    ``theta``, as a density of the values it was given (before its outcome standardisation).
-
-    Up to a constant that depends only on the number of values, so two models of the same
-    number of values can be compared (:func:`~optuna_keras_hpo.samplers._gp.propose.fit_surrogate`
-    compares the GP of the values with the GP of their transform).
-    """
-    deterministic = not fitted.likelihood.raw_noise.requires_grad
-    loss, _ = _MapObjective(fitted, deterministic)(model_state(fitted))
-    n = len(fitted.train_targets)
-    scale = float(fitted.outcome_transform.stdvs.detach().squeeze())
-    return -loss - n * math.log(scale)
-
-
 class _MapObjective:
     """``-(log p(y | theta) + log p(theta))`` and its gradient, for scipy.
 

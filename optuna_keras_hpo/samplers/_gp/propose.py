@@ -18,14 +18,11 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
 from optuna_keras_hpo.samplers._gp.acquisition import ConstrainedAcquisition, make_acquisition
-from optuna_keras_hpo.samplers._gp.model import CachedGP, fit_model, log_evidence, model_state
+from optuna_keras_hpo.samplers._gp.model import CachedGP, fit_model, model_state
 from optuna_keras_hpo.samplers._gp.optimize import optimize_acquisition
 from optuna_keras_hpo.samplers._gp.space import EncodedSpace, unordered_choices
 
 N_WARM_STARTS = 2  # best observed configurations that start a local search
-# How much more likely (in nats of the log evidence) the data must be under the GP of stretched
-# values than under the GP of the values as they are before the stretched ones are modelled.
-STRETCH_EVIDENCE_MARGIN = 3.0
 
 
 def propose(sampler, study: Study, trial: FrozenTrial,
@@ -196,37 +193,22 @@ def fit_surrogate(X: np.ndarray, y: np.ndarray, is_categorical: np.ndarray,
     """The fitted GP of the values ``y`` (to maximise) at ``X``, and the map from objective units
     to the units it models.
 
-    The values are first fitted a Yeo-Johnson transform (:func:`yeo_johnson`). An exponent below
-    1 means a long upper tail: a few values far above the rest, as when a search has found a peak
+    The values are fitted a Yeo-Johnson transform (:func:`yeo_johnson`). An exponent below 1
+    means a long upper tail: a few values far above the rest, as when a search has found a peak
     (Hartmann6) or a good region of a loss surface. Standardised as they are, such values make
     the incumbent several standard deviations above everything else, so Expected Improvement away
     from the peak is negligible and the search stays on the first peak it climbed; the GP then
-    models the transformed values, which compresses the tail, keeps the values' order (the
-    incumbent stays the incumbent) and lets the GP see the rest of the space. An exponent above
-    1 means a long lower tail: the transform would stretch the top values apart, which lets the
-    GP tell the best values apart once a search is refining an optimum (a continuous learning
-    rate, say) but hurts other functions. So both GPs are fitted and the stretched values are
-    modelled only if the data are more probable under that GP by ``STRETCH_EVIDENCE_MARGIN``
-    nats (:func:`~optuna_keras_hpo.samplers._gp.model.log_evidence` plus the log Jacobian of the
-    transform, so both are densities of the same ``y``). The measurements behind both rules are
-    in docs/experiments.md.
+    models the transformed values, which compresses the tail and keeps the values' order (the
+    incumbent stays the incumbent). Other values (an exponent of 1 or more: a long lower tail)
+    are modelled as they are (docs/concepts.md, "Long upper tails").
     """
-    torch_X = torch.from_numpy(X)
     transform = yeo_johnson(y)
     if transform is not None and transform.exponent < 1:
-        fitted = fit_model(torch_X, torch.from_numpy(transform.values[:, None]), is_categorical,
-                           warm_start, deterministic)
-        return fitted, transform.to_model
-    fitted = fit_model(torch_X, torch.from_numpy(y[:, None]), is_categorical, warm_start,
-                       deterministic)
-    if transform is None or transform.exponent == 1:
-        return fitted, _identity
-    stretched = fit_model(torch_X, torch.from_numpy(transform.values[:, None]), is_categorical,
-                          warm_start, deterministic)
-    gain = (log_evidence(stretched) + transform.log_jacobian) - log_evidence(fitted)
-    if gain > STRETCH_EVIDENCE_MARGIN:
-        return stretched, transform.to_model
-    return fitted, _identity
+        y, to_model = transform.values, transform.to_model
+    else:
+        to_model = _identity
+    return fit_model(torch.from_numpy(X), torch.from_numpy(y[:, None]), is_categorical,
+                     warm_start, deterministic), to_model
 
 
 class YeoJohnson:
@@ -238,10 +220,6 @@ class YeoJohnson:
         self._mean = float(transformed.mean())
         self._std = float(transformed.std())
         self.values = (transformed - self._mean) / self._std
-        # log |d values / d y| summed over the values: (lambda - 1) log(1 + y) for y >= 0,
-        # (1 - lambda) log(1 - y) below, and the standardisation's 1 / std for each.
-        self.log_jacobian = float((exponent - 1) * _signed_log1p_sum(y)
-                                  - len(y) * np.log(self._std))
 
     def to_model(self, value: float) -> float:
         return float((stats.yeojohnson(np.array([value]), self.exponent)[0] - self._mean)
@@ -258,15 +236,9 @@ def yeo_johnson(y: np.ndarray) -> YeoJohnson | None:
         warnings.simplefilter("ignore")  # overflow warnings at extreme trial exponents
         transform = YeoJohnson(y, float(stats.yeojohnson_normmax(y)))
     # Equal transformed values (a zero spread) give 0 / 0 here, so this also covers them.
-    if not (np.all(np.isfinite(transform.values)) and np.isfinite(transform.log_jacobian)):
+    if not np.all(np.isfinite(transform.values)):
         return None
     return transform
-
-
-def _signed_log1p_sum(y: np.ndarray) -> float:
-    """``sum sign(y) log(1 + |y|)``: the log derivative of the Yeo-Johnson transform, summed,
-    is this times ``(lambda - 1)``."""
-    return float((np.sign(y) * np.log1p(np.abs(y))).sum())
 
 
 def _identity(value: float) -> float:
