@@ -239,13 +239,7 @@ SAMPLERS: dict[str, Callable[[int], Sampler]] = {
     "ours-ei": _ours("ei"),
     "ours-pi": _ours("pi"),
     "ours-ucb": _ours("ucb"),
-    # 10 initial trials, given explicitly (the default since it replaced KerasTuner's
-    # 3 x dimensions; earlier runs in docs/benchmarks.md compare the two under these names).
-    "ours-ei-10": _ours("ei", n_startup_trials=10),
     "optuna-gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
-    # GPSampler with this sampler's default initial design on the 6-parameter problems
-    # (Hartmann6, the mixed space): 18 random trials, 3 x dimensions.
-    "optuna-gp-18": lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=18),
     "botorch": _botorch,
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
