@@ -13,13 +13,13 @@ time (ours / library) and a quality or agreement measure:
 3. log EI: ``acquisition.LogEI`` on ``CachedGP`` against BoTorch's ``LogExpectedImprovement``
    on the fitted ``SingleTaskGP`` (autograd), and the scalar ``acquisition.log_ei`` against
    BoTorch's ``_log_ei_helper``.
-5. Acquisition search: ``optimize.optimize_acquisition`` against BoTorch's ``optimize_acqf``
+4. Acquisition search: ``optimize.optimize_acquisition`` against BoTorch's ``optimize_acqf``
    (continuous space) or ``optimize_acqf_mixed_alternating`` (mixed space), on the same
    acquisition object; on the continuous space also with ours' two warm starts (the best
    observed points) added to BoTorch's starts; and BoTorch's optimiser on BoTorch's own
    acquisition (the whole library stack). Quality: the best acquisition value each finds,
    scored by ours (higher is better).
-6. Batched L-BFGS-B: Optuna's ``batched_lbfgsb`` (as ``optimize._continuous_step`` calls it)
+5. Batched L-BFGS-B: Optuna's ``batched_lbfgsb`` (as ``optimize._continuous_step`` calls it)
    against one ``scipy.optimize.minimize(method="L-BFGS-B")`` per start, same starts.
 
 Inputs are GP states of real runs: the project's ``GaussianProcessSampler`` (defaults, seed s)
@@ -208,20 +208,15 @@ class Prepared:
     fitted: Any  # the SingleTaskGP of fit_surrogate
     model: CachedGP
     best_f: float
-    fits_per_proposal: int
 
 
 def prepare(state: State) -> Prepared:
     space = EncodedSpace(PROBLEMS[state.problem].distributions)
     fitted, to_model = fit_surrogate(state.X, state.y, space.is_categorical, state.warm_start,
                                      False)
-    transform = yeo_johnson(state.y)
-    values = state.y if to_model is _identity else transform.values
-    # fit_surrogate fits once, or twice when the Yeo-Johnson exponent is above 1 (it then
-    # compares the GP of the values with the GP of the stretched values).
-    fits = 2 if transform is not None and transform.exponent > 1 else 1
+    values = state.y if to_model is _identity else yeo_johnson(state.y).values
     return Prepared(state, space, torch.from_numpy(state.X), torch.from_numpy(values[:, None]),
-                    fitted, CachedGP(fitted), float(values.max()), fits)
+                    fitted, CachedGP(fitted), float(values.max()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,7 +509,7 @@ def bench_log_ei_function(results: Results) -> None:
     row.diffs.setdefault("non-finite grads lib", []).append(float((~torch.isfinite(lib)).sum()))
 
 
-# -- 5. Acquisition search ---------------------------------------------------------------------
+# -- 4. Acquisition search ---------------------------------------------------------------------
 
 
 class CallCounter:
@@ -621,7 +616,7 @@ def bench_search(results: Results, p: Prepared) -> None:
 
     ours_value = float(evaluate(acqf, ours_x)[0])
     for name, ms, x in compared:
-        row = results.row(5, name, label, "best log EI found (higher better)")
+        row = results.row(4, name, label, "best log EI found (higher better)")
         lib_value = float(evaluate(acqf, x)[0]) if x is not None else math.nan
         row.ours_ms.append(ours_ms)
         row.lib_ms.append(ms)
@@ -639,7 +634,7 @@ def bench_search(results: Results, p: Prepared) -> None:
                      (counter.grad_calls / per, counter.grad_rows / per, counter.rows / per))
 
 
-# -- 6. Batched L-BFGS-B -----------------------------------------------------------------------
+# -- 5. Batched L-BFGS-B -----------------------------------------------------------------------
 
 
 def bench_lbfgsb(results: Results, p: Prepared) -> None:
@@ -690,7 +685,7 @@ def bench_lbfgsb(results: Results, p: Prepared) -> None:
             z[i] = result.x
         return z, calls[0]
 
-    row = results.row(6, f"L-BFGS-B, {len(X)} starts: batched_lbfgsb vs scipy loop", label,
+    row = results.row(5, f"L-BFGS-B, {len(X)} starts: batched_lbfgsb vs scipy loop", label,
                       "best log EI (higher better)")
     ours_ms, (z_ours, ours_calls), lib_ms, (z_lib, lib_calls) = timed_pair(
         batched, looped, REPEATS["lbfgsb"], REPEATS["lbfgsb"])
@@ -746,35 +741,31 @@ def table(results: Results) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def per_proposal(results: Results, n_fits: dict[str, list[int]]
-                 ) -> tuple[list[str], list[list[str]]]:
-    """One proposal's GP work, per state: the fits (from the warm start, times the number of
-    fits), the posterior's setup and the acquisition search; the library's: its fits, the
-    building of GPyTorch's prediction caches and its optimiser on its own acquisition."""
-    header = ["state", "fits", "ours: fit", "CachedGP", "search", "total",
+def per_proposal(results: Results, labels: list[str]) -> tuple[list[str], list[list[str]]]:
+    """One proposal's GP work, per state: the fit (from the warm start), the posterior's setup
+    and the acquisition search; the library's: its fit, the building of GPyTorch's prediction
+    caches and its optimiser on its own acquisition."""
+    header = ["state", "ours: fit", "CachedGP", "search", "total",
               "library: fit", "caches", "search", "total", "total ours/library"]
     rows = []
-    for label, fits in n_fits.items():
+    for label in labels:
         try:
             fit, setup = results.rows[(FIT_WARM, label)], results.rows[(SETUP, label)]
             search = results.rows[(SEARCH_FULL, label)]
         except KeyError:  # pieces left out
             continue
-        ours = [k * f + c + a for k, f, c, a in
-                zip(fits, fit.ours_ms, setup.ours_ms, search.ours_ms, strict=True)]
-        library = [k * f + c + a for k, f, c, a in
-                   zip(fits, fit.lib_ms, setup.lib_ms, search.lib_ms, strict=True)]
-        rows.append([label, spread([float(k) for k in fits]),
-                     spread([k * f for k, f in zip(fits, fit.ours_ms, strict=True)]),
-                     spread(setup.ours_ms), spread(search.ours_ms), spread(ours),
-                     spread([k * f for k, f in zip(fits, fit.lib_ms, strict=True)]),
-                     spread(setup.lib_ms), spread(search.lib_ms), spread(library),
+        ours = [f + c + a for f, c, a in
+                zip(fit.ours_ms, setup.ours_ms, search.ours_ms, strict=True)]
+        library = [f + c + a for f, c, a in
+                   zip(fit.lib_ms, setup.lib_ms, search.lib_ms, strict=True)]
+        rows.append([label, spread(fit.ours_ms), spread(setup.ours_ms), spread(search.ours_ms),
+                     spread(ours), spread(fit.lib_ms), spread(setup.lib_ms),
+                     spread(search.lib_ms), spread(library),
                      spread([a / b for a, b in zip(ours, library, strict=True)])])
     return header, rows
 
 
-def caption(seeds: int, results: Results, n_fits: dict[str, list[int]], clock_name: str
-            ) -> str:
+def caption(seeds: int, results: Results, clock_name: str) -> str:
     versions = ", ".join(f"{package} {metadata.version(package)}"
                          for package in ("botorch", "gpytorch", "torch", "optuna", "scipy"))
     lines = [
@@ -783,29 +774,26 @@ def caption(seeds: int, results: Results, n_fits: dict[str, list[int]], clock_na
         "repeated calls within a state, ours' and the library's calls alternating); "
         "*time ours/library* is the "
         "per-seed ratio, summarised the same way; *range*: the smallest and largest over seeds. "
-        "Ours: this project's pieces; library: BoTorch's (rows 1-5) or one "
-        "scipy.optimize.minimize per start (row 6). Quality differences are library - ours. "
+        "Ours: this project's pieces; library: BoTorch's (rows 1-4) or one "
+        "scipy.optimize.minimize per start (row 5). Quality differences are library - ours. "
         "Row 1: both fits minimise the same MAP objective (make_model's priors); BoTorch's "
         "with the ConstantMean and the additive weight made trainable (ours profiles the mean "
         "out and fits the weight in closed form), both evaluated by the project's "
         "_MapObjective (mean at its least-squares value); both start from l = s = noise = "
         "w = 1, or from the sampler's warm start (BoTorch's mean then at its least-squares "
         "value there, one _MapObjective evaluation counted in its time). Rows 2-3: the same "
-        "fitted model (fit_surrogate's) in both. Row 5: ours searches from 10 roulette starts "
+        "fitted model (fit_surrogate's) in both. Row 4: ours searches from 10 roulette starts "
         "plus the 2 best observed; BoTorch with num_restarts=10, raw_samples=2048, its "
         "defaults otherwise (optimize_acqf on hartmann6, optimize_acqf_mixed_alternating with "
         "every discrete and categorical column's values listed on mixed), seeded by "
-        "torch.manual_seed(seed); every point found is scored by the project's LogEI. Row 6: "
+        "torch.manual_seed(seed); every point found is scored by the project's LogEI. Row 5: "
         "the starts of the first round of optimize_acquisition, lengthscale-scaled as "
         "_continuous_step does, the same L-BFGS-B settings (m=10, factr=1e7, pgtol=1e-2, 200 "
         "iterations) in both.",
         f"Versions: {versions}; torch threads: {torch.get_num_threads()}; BLAS threads: "
         f"{blas_threads()}.",
     ]
-    fits = "; ".join(f"{label}: " + ", ".join(str(k) for k in counts)
-                     for label, counts in n_fits.items())
-    notes = [f"- fits per proposal (fit_surrogate: 2 when the Yeo-Johnson exponent is above "
-             f"1), per seed: {fits}."]
+    notes = []
     for name, values in results.notes.items():
         if isinstance(values[0], tuple):
             shown = " / ".join(spread(column) for column in zip(*values, strict=True))
@@ -877,11 +865,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     load = os.getloadavg()[0]
     states = load_or_run_states(args.states, args.seeds)
     results = Results()
-    n_fits: dict[str, list[int]] = {}
     for state in states:
         began = time.perf_counter()
         p = prepare(state)
-        n_fits.setdefault(state.label, []).append(p.fits_per_proposal)
         rng = np.random.RandomState(1000 + state.seed)
         if "fit" in args.pieces:
             bench_fit(results, p)
@@ -899,17 +885,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "logei" in args.pieces:
             bench_log_ei_function(results)
     header, rows = table(results)
-    proposal_header, proposal_rows = per_proposal(results, n_fits)
-    about = caption(args.seeds, results, n_fits, args.clock)
+    labels = list(dict.fromkeys(state.label for state in states))
+    proposal_header, proposal_rows = per_proposal(results, labels)
+    about = caption(args.seeds, results, args.clock)
     about += (f"\n\nTotal run time {time.perf_counter() - start:.0f} s; load average "
               f"{load:.2f} at the start and {os.getloadavg()[0]:.2f} at the end "
               f"({os.cpu_count()} CPUs).")
     proposal_about = (
-        "Per proposal (ms; same runs): ours = fits x the warm-started fit + CachedGP + "
-        "optimize_acquisition; library = fits x BoTorch's warm-started fit + GPyTorch's "
+        "Per proposal (ms; same runs): ours = the warm-started fit + CachedGP + "
+        "optimize_acquisition; library = BoTorch's warm-started fit + GPyTorch's "
         "prediction caches (row 2's setup) + BoTorch's optimiser on LogExpectedImprovement on "
-        "the SingleTaskGP. The second fit of a "
-        "proposal (on the stretched values) is counted at the first one's time.")
+        "the SingleTaskGP.")
     print(render_text(header, rows))
     print()
     print(about)

@@ -692,6 +692,38 @@ def seed_blocks(
     return "\n".join(lines)
 
 
+def paired_comparison(problems: Sequence[Problem], samplers: Sequence[str],
+                      runs: Sequence[Run]) -> str:
+    """Each sampler's final regrets against the reference sampler's on the same seeds: on how
+    many seeds it ended lower, and the two-sided Wilcoxon signed-rank test of the log regrets
+    (empty text with fewer than five seeds or no reference)."""
+    from scipy.stats import wilcoxon
+
+    lines = []
+    for problem in problems:
+        final = {
+            name: {run.seed: max(regret(problem, run.best_so_far[-1]), 1e-300)
+                   for run in runs if run.key == (problem.name, name)}
+            for name in samplers
+        }
+        reference = final.get(REFERENCE_SAMPLER, {})
+        for name in samplers:
+            seeds = sorted(set(final[name]) & set(reference))
+            if name == REFERENCE_SAMPLER or len(seeds) < 5:
+                continue
+            ours = np.log([final[name][s] for s in seeds])
+            theirs = np.log([reference[s] for s in seeds])
+            lower = int(np.sum(ours < theirs))
+            ties = int(np.sum(ours == theirs))
+            p = wilcoxon(ours, theirs).pvalue if ties < len(seeds) else 1.0
+            lines.append(
+                f"- {problem.name}, {name} against {REFERENCE_SAMPLER}: final regret lower on "
+                f"{lower} of {len(seeds)} seeds" + (f" ({ties} equal)" if ties else "")
+                + f"; Wilcoxon signed-rank test of the log regrets, p = {p:.2g}."
+            )
+    return "\n".join(lines)
+
+
 def seed_range(seeds: int) -> str:
     """The seeds as text: "seeds 0-4", or "seed 0" for a single seed."""
     return f"seeds 0-{seeds - 1}" if seeds > 1 else "seed 0"
@@ -786,9 +818,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             f" Runs spread over {args.jobs} processes: the samplers shared the CPU, so ms/trial"
             " is not comparable with a one-process run."
         )
-    blocks = seed_blocks(problems, samplers, runs, args.budget_scale)
-    if blocks:
-        about += "\n\n" + blocks
+    for notes in (seed_blocks(problems, samplers, runs, args.budget_scale),
+                  paired_comparison(problems, samplers, runs)):
+        if notes:
+            about += "\n\n" + notes
     print(render_text(header, rows))
     print()
     print(about)
