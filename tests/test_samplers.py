@@ -106,7 +106,7 @@ def test_fit_maximises_gpytorchs_marginal_likelihood_with_priors(fitted):
                     kernel.outputscale = scale * factor
                     assert objective() < best
                     kernel.outputscale = scale
-                elif float(noise) * factor > 1.01 * MINIMUM_NOISE:
+                elif float(noise.detach()) * factor > 1.01 * MINIMUM_NOISE:
                     model.likelihood.noise = noise * factor
                     assert objective() <= best + 1e-9
                     model.likelihood.noise = noise
