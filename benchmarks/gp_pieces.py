@@ -821,11 +821,6 @@ def blas_threads() -> str:
                      for i in threadpool_info() if i["user_api"] == "blas") or "none"
 
 
-def escaped(rows: list[list[str]]) -> list[list[str]]:
-    """Cells with their "|" (as in "max|d mean|") escaped for a Markdown table."""
-    return [[cell.replace("|", "\\|") for cell in row] for row in rows]
-
-
 def parse_list(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
     unknown = sorted(set(names) - set(PIECES))
@@ -904,7 +899,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(proposal_about)
         print(render_text(proposal_header, proposal_rows))
     if args.markdown:
-        text = f"{render_markdown(header, escaped(rows))}\n\n{about}\n"
+        text = f"{render_markdown(header, rows)}\n\n{about}\n"
         if proposal_rows:
             text += f"\n{proposal_about}\n\n{render_markdown(proposal_header, proposal_rows)}\n"
         write(args.markdown, text)

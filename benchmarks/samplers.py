@@ -42,6 +42,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from scipy.stats import wilcoxon
 
 try:
     from optuna_keras_hpo.samplers import GaussianProcessSampler
@@ -622,9 +623,10 @@ def render_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def render_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table."""
+    """A GitHub-flavoured Markdown table (a "|" inside a cell escaped)."""
     lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+    return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |"
+                     for line in lines)
 
 
 def caption(problems: Sequence[Problem], samplers: Sequence[str], seeds: int, scale: float) -> str:
@@ -697,8 +699,6 @@ def paired_comparison(problems: Sequence[Problem], samplers: Sequence[str],
     """Each sampler's final regrets against the reference sampler's on the same seeds: on how
     many seeds it ended lower, and the two-sided Wilcoxon signed-rank test of the log regrets
     (empty text with fewer than five seeds or no reference)."""
-    from scipy.stats import wilcoxon
-
     lines = []
     for problem in problems:
         final = {

@@ -38,7 +38,7 @@ def propose(sampler, study: Study, trial: FrozenTrial,
 def _one_thread():
     """The GP's matrices are tiny: torch's and the BLAS libraries' thread pools (NumPy's and
     SciPy's OpenBLAS) cost more than they save, and far more when other processes (a Keras
-    fit, another worker) hold the cores (docs/benchmarks.md, "The GP sampler's pieces")."""
+    fit, another worker) hold the cores (docs/experiments.md, "Adopted")."""
     global _controller
     if _controller is None:  # inspects the loaded libraries once: ~10 us per use afterwards
         _controller = threadpoolctl.ThreadpoolController()
